@@ -1,0 +1,12 @@
+FROM node:20-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production
+COPY package.json package-lock.json ./
+# Dev dependencies too: the Prisma CLI generates the client below.
+RUN npm ci --include=dev --no-audit --no-fund
+COPY . .
+RUN npm run generate --silent
+ENV HOST=0.0.0.0 PORT=4000 DATA_DIR=/data
+EXPOSE 4000
+# tsx runs the TypeScript sources directly: no build step to keep in sync.
+CMD ["npx", "tsx", "src/main.ts"]

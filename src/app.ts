@@ -1,0 +1,133 @@
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from './config.ts';
+import type { Services } from './graphql/context.ts';
+import { createGraphQLServer } from './graphql/yoga.ts';
+import { openDatabase, type Database } from './lib/db.ts';
+import { EventBus, topics } from './lib/events.ts';
+import { createLogger, type Logger } from './lib/logger.ts';
+import { migrate } from './lib/migrate.ts';
+import { MemoryPresenceStore, RedisPresenceStore } from './lib/presence-store.ts';
+import { loadJwtSecret } from './lib/secrets.ts';
+import { TokenService } from './lib/tokens.ts';
+import { ensureAdmin } from './modules/auth/service.ts';
+import { PresenceService } from './modules/presence/service.ts';
+import { createGraphQLWebSocketServer } from './transports/graphql-ws.ts';
+import { SocketRegistry } from './transports/socket-registry.ts';
+
+export interface App {
+  /** Listens on `port` (0 picks a free one) and resolves with the URL it serves. */
+  start(port?: number, host?: string): Promise<string>;
+  stop(): Promise<void>;
+  services: Services;
+  instanceId: string;
+}
+
+/**
+ * Builds one instance: opens the database and applies migrations, connects pub/sub, and wires
+ * every transport onto one node:http server. Nothing listens until `start`.
+ */
+export async function buildApp(config: Config, log: Logger = createLogger(config.LOG_LEVEL)): Promise<App> {
+  const instanceId = randomUUID();
+  const database = await openDatabase(config, log);
+  let bus: EventBus | undefined;
+  try {
+    await migrate(database.pool, log);
+    bus = config.REDIS_URL ? EventBus.redis(config.REDIS_URL) : EventBus.inProcess();
+    const store = bus.redisClient ? new RedisPresenceStore(bus.redisClient) : new MemoryPresenceStore();
+    const services: Services = {
+      config,
+      db: database.prisma,
+      bus,
+      presence: new PresenceService(store, bus, database.prisma, config.PRESENCE_TTL * 1000, log),
+      tokens: new TokenService(await loadJwtSecret(config), config.ACCESS_TOKEN_TTL),
+      log,
+    };
+    await ensureAdmin(services);
+    return assemble(services, database, instanceId);
+  } catch (err) {
+    await bus?.close().catch(() => {});
+    await database.close().catch(() => {});
+    throw err;
+  }
+}
+
+async function assemble(services: Services, database: Database, instanceId: string): Promise<App> {
+  const { bus, presence, log, config } = services;
+  const yoga = createGraphQLServer(services);
+  const registry = new SocketRegistry();
+  const wss = createGraphQLWebSocketServer(services, yoga, registry);
+  const stopControl = await bus.listen(topics.control(), (event) => registry.handleControl(event));
+  const startedAt = Date.now();
+
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/health') return void health(res);
+    if (path === '/graphql' || path.startsWith('/graphql/')) return void yoga.handle(req, res);
+    sendJson(res, 404, { error: 'Not found', path });
+  });
+  server.on('upgrade', (req, socket, head) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/graphql') return void socket.destroy();
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  });
+
+  async function health(res: http.ServerResponse) {
+    const [dbOk, busOk] = await Promise.all([
+      database.pool.query('SELECT 1').then(() => true, () => false),
+      bus.ping().catch(() => false),
+    ]);
+    const ok = dbOk && busOk;
+    sendJson(res, ok ? 200 : 503, {
+      status: ok ? 'ok' : 'unavailable',
+      database: dbOk ? 'ok' : 'down',
+      databaseMode: database.embedded ? 'embedded' : 'postgres',
+      pubsub: busOk ? 'ok' : 'down',
+      pubsubMode: bus.mode,
+      instanceId,
+      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+    });
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    services,
+    instanceId,
+    start(port = config.PORT, host = config.HOST) {
+      presence.start();
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          const { address, port: bound } = server.address() as AddressInfo;
+          const url = `http://${address.includes(':') ? `[${address}]` : address}:${bound}`;
+          log.info({ url, instanceId }, 'listening');
+          resolve(url);
+        });
+      });
+    },
+    /** Stops accepting, closes sockets (their users go offline), drains requests, disconnects. */
+    stop() {
+      stopping ??= (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        for (const ws of wss.clients) ws.close(1001, 'Server shutting down');
+        const grace = setTimeout(() => server.closeAllConnections(), config.SHUTDOWN_GRACE * 1000);
+        await closed;
+        clearTimeout(grace);
+        await presence.stop();
+        stopControl();
+        await bus.close().catch((err) => log.warn({ err }, 'closing pub/sub failed'));
+        await database.close().catch((err) => log.warn({ err }, 'closing database failed'));
+        log.info({ instanceId }, 'stopped');
+      })();
+      return stopping;
+    },
+  };
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}

@@ -1,0 +1,82 @@
+import { randomUUID } from 'node:crypto';
+import DataLoader from 'dataloader';
+import type { Config } from '../config.ts';
+import type { Db } from '../lib/db.ts';
+import type { EventBus } from '../lib/events.ts';
+import type { Logger } from '../lib/logger.ts';
+import { TokenError, type TokenService } from '../lib/tokens.ts';
+import type { PresenceService } from '../modules/presence/service.ts';
+
+/** What one running instance holds; built once by buildApp. */
+export interface Services {
+  config: Config;
+  db: Db;
+  bus: EventBus;
+  presence: PresenceService;
+  tokens: TokenService;
+  log: Logger;
+}
+
+export interface Viewer {
+  id: number;
+  role: 'USER' | 'ADMIN';
+  deviceId: number;
+}
+
+/** One per operation (HTTP request, WebSocket subscription, later each dialect call). */
+export interface Context extends Services {
+  viewer: Viewer | null;
+  /** Why a presented token was not accepted, so "sign in" errors can say it. */
+  authProblem: string | null;
+  requestId: string;
+  loaders: { isOnline: DataLoader<number, boolean> };
+}
+
+/** Accepts `Bearer <token>` or a bare token. */
+export function bearerToken(header: unknown): string | null {
+  if (typeof header !== 'string' || header.trim() === '') return null;
+  const match = /^Bearer\s+(.+)$/i.exec(header.trim());
+  return (match ? match[1] : header).trim();
+}
+
+/**
+ * Resolves the caller from an access token: the signature and expiry, then the device (not
+ * logged out or revoked by refresh-token reuse) and the user (not banned), in one query.
+ */
+export async function authenticate(
+  services: Services,
+  token: string | null,
+): Promise<{ viewer: Viewer | null; authProblem: string | null }> {
+  if (!token) return { viewer: null, authProblem: null };
+  let claims;
+  try {
+    claims = services.tokens.verifyAccess(token);
+  } catch (err) {
+    const reason = err instanceof TokenError ? err.reason : 'invalid';
+    return { viewer: null, authProblem: reason === 'expired' ? 'Access token expired' : 'Access token invalid' };
+  }
+  const device = await services.db.device.findUnique({
+    where: { id: claims.sid },
+    select: { revokedAt: true, userId: true, user: { select: { id: true, role: true, status: true } } },
+  });
+  if (!device || device.revokedAt || String(device.userId) !== claims.sub) {
+    return { viewer: null, authProblem: 'Session ended; sign in again' };
+  }
+  if (device.user.status === 'BANNED') return { viewer: null, authProblem: 'This account is banned' };
+  return { viewer: { id: device.user.id, role: device.user.role, deviceId: claims.sid }, authProblem: null };
+}
+
+export async function createContext(
+  services: Services,
+  request: { authorization?: unknown; requestId?: string | null },
+): Promise<Context> {
+  const auth = await authenticate(services, bearerToken(request.authorization));
+  return {
+    ...services,
+    ...auth,
+    requestId: request.requestId || randomUUID(),
+    loaders: {
+      isOnline: new DataLoader((ids) => services.presence.isOnline([...ids]), { cache: false }),
+    },
+  };
+}

@@ -1,0 +1,30 @@
+import { GraphQLError } from 'graphql';
+
+/** The error codes clients can rely on (CONTRACT); anything else is masked by Yoga. */
+export type ErrorCode =
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'NOT_FOUND'
+  | 'BAD_USER_INPUT'
+  | 'CONFLICT'
+  | 'RATE_LIMITED'
+  | 'PAYLOAD_TOO_LARGE';
+
+/** An expected failure: its message and code reach the client unmasked. */
+export class AppError extends GraphQLError {
+  constructor(code: ErrorCode, message: string, extra: Record<string, unknown> = {}) {
+    super(message, { extensions: { code, ...extra } });
+  }
+}
+
+export const unauthenticated = (message = 'You must be signed in') => new AppError('UNAUTHENTICATED', message);
+export const forbidden = (message = 'You are not allowed to do this') => new AppError('FORBIDDEN', message);
+export const notFound = (what: string) => new AppError('NOT_FOUND', `${what} not found`);
+export const conflict = (field: string, message: string) =>
+  new AppError('CONFLICT', message, { field, fields: { [field]: message } });
+
+/** Invalid input, with one message per offending field (`extensions.fields`). */
+export function badInput(fields: Record<string, string>): AppError {
+  const [first] = Object.entries(fields);
+  return new AppError('BAD_USER_INPUT', first ? `${first[0]}: ${first[1]}` : 'Invalid input', { fields });
+}

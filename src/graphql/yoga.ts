@@ -1,0 +1,80 @@
+import { GraphQLError } from 'graphql';
+import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import type { Logger } from '../lib/logger.ts';
+import { createContext, type Context, type Services } from './context.ts';
+import { schema } from './schema.ts';
+
+/** What a transport hands to the context factory besides Yoga's own request. */
+export interface TransportContext {
+  authorization?: unknown;
+  requestId?: string;
+}
+
+/** Echoes the request id on every response so a client can quote it when reporting a problem. */
+function requestIdHeader(): Plugin<Context> {
+  return {
+    onResponse({ request, response, serverContext }) {
+      const id = (serverContext as { requestId?: string } | undefined)?.requestId ?? request.headers.get('x-request-id');
+      if (id) response.headers.set('x-request-id', id);
+    },
+  };
+}
+
+function yogaLogger(log: Logger) {
+  return {
+    debug: (...args: unknown[]) => log.debug(args.map(String).join(' ')),
+    info: (...args: unknown[]) => log.info(args.map(String).join(' ')),
+    warn: (...args: unknown[]) => log.warn(args.map(String).join(' ')),
+    error: (...args: unknown[]) => {
+      const err = args.find((a) => a instanceof Error);
+      log.error({ err }, args.filter((a) => !(a instanceof Error)).map(String).join(' ') || 'graphql error');
+    },
+  };
+}
+
+/**
+ * A GraphQL error we meant to send (validation, or an `AppError` with a code), as opposed to an
+ * exception from a bug or the database. Checked by name rather than `instanceof`, which fails
+ * when two copies of `graphql` are loaded (as under Vitest's module runner).
+ */
+function isIntendedError(error: unknown): boolean {
+  if (!(error instanceof Error) || error.name !== 'GraphQLError') return false;
+  const original = (error as GraphQLError).originalError;
+  return original == null || isIntendedError(original);
+}
+
+/** Turns any other error into "Unexpected error." and logs what it was. */
+function maskError(log: Logger) {
+  return (error: unknown, message: string): Error => {
+    if (isIntendedError(error)) return error as Error;
+    const original = (error as GraphQLError).originalError ?? error;
+    log.error({ err: original, path: (error as GraphQLError).path }, 'unexpected error in operation');
+    return new GraphQLError(message, { path: (error as GraphQLError).path, extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+  };
+}
+
+/**
+ * The one GraphQL envelope: HTTP, graphql-ws and (later) every dialect run operations through
+ * it, so they share context, auth, validation and error masking.
+ */
+export function createGraphQLServer(services: Services): YogaServerInstance<TransportContext, Context> {
+  return createYoga<TransportContext, Context>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    logging: yogaLogger(services.log),
+    // Unexpected errors (database, bugs) reach the client as "Unexpected error." only.
+    maskedErrors: { maskError: maskError(services.log) },
+    cors: {
+      origin: services.config.CORS_ORIGINS === '*' ? undefined : services.config.CORS_ORIGINS.split(',').map((o) => o.trim()),
+      credentials: true,
+    },
+    graphiql: { title: 'Chat API', subscriptionsProtocol: 'WS' },
+    landingPage: false,
+    plugins: [requestIdHeader()],
+    context: ({ request, authorization, requestId }) =>
+      createContext(services, {
+        authorization: authorization ?? request?.headers.get('authorization'),
+        requestId: requestId ?? request?.headers.get('x-request-id'),
+      }),
+  });
+}

@@ -1,0 +1,59 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { PrismaClient } from '../generated/prisma/client.ts';
+import type { Config } from '../config.ts';
+import type { Logger } from './logger.ts';
+
+export type Db = PrismaClient;
+
+export interface Database {
+  prisma: PrismaClient;
+  /** Raw pool, used by the migration runner and the health check. */
+  pool: pg.Pool;
+  embedded: boolean;
+  close(): Promise<void>;
+}
+
+/**
+ * PostgreSQL through `pg` when DATABASE_URL is set; otherwise PGlite (PostgreSQL compiled to
+ * WASM) stored under DATA_DIR and served on a private loopback port, so the same driver
+ * adapter, SQL and migrations serve both modes.
+ */
+export async function openDatabase(config: Config, log: Logger): Promise<Database> {
+  let stopEmbedded: () => Promise<void> = async () => {};
+  let connectionString = config.DATABASE_URL;
+  const embedded = !connectionString;
+  if (embedded) {
+    const [{ PGlite }, { PGLiteSocketServer }] = await Promise.all([
+      import('@electric-sql/pglite'),
+      import('@electric-sql/pglite-socket'),
+    ]);
+    const dir = path.resolve(config.DATA_DIR, 'pglite');
+    await mkdir(dir, { recursive: true });
+    const lite = await PGlite.create(dir);
+    const server = new PGLiteSocketServer({ db: lite, host: '127.0.0.1', port: 0 });
+    await server.start();
+    connectionString = `postgres://postgres@${server.getServerConn()}/postgres`;
+    log.info({ dir }, 'embedded PGlite database started');
+    stopEmbedded = async () => {
+      await server.stop();
+      await lite.close();
+    };
+  }
+  // PGlite is one backend: a single pooled connection keeps every query in order on it.
+  const pool = new pg.Pool({ connectionString, max: embedded ? 1 : config.DATABASE_POOL_SIZE });
+  pool.on('error', (err) => log.error({ err }, 'database pool error'));
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  return {
+    prisma,
+    pool,
+    embedded,
+    async close() {
+      await prisma.$disconnect();
+      await pool.end().catch(() => {});
+      await stopEmbedded();
+    },
+  };
+}

@@ -1,0 +1,51 @@
+import { createHash, randomBytes } from 'node:crypto';
+import jwt from 'jsonwebtoken';
+
+export interface AccessClaims {
+  /** user id */
+  sub: string;
+  /** device (session) id, so a revoked device's access tokens stop working too */
+  sid: number;
+  role: string;
+}
+
+export class TokenService {
+  constructor(
+    private readonly secret: string,
+    private readonly accessTtlSeconds: number,
+  ) {}
+
+  signAccess(claims: AccessClaims): string {
+    return jwt.sign(claims, this.secret, { algorithm: 'HS256', expiresIn: this.accessTtlSeconds });
+  }
+
+  /** The claims of a valid token; throws a `TokenError` saying why otherwise. */
+  verifyAccess(token: string): AccessClaims & { exp: number } {
+    try {
+      const payload = jwt.verify(token, this.secret, { algorithms: ['HS256'] });
+      if (typeof payload !== 'object' || typeof payload.sub !== 'string' || typeof payload.sid !== 'number') {
+        throw new TokenError('malformed');
+      }
+      return payload as AccessClaims & { exp: number };
+    } catch (err) {
+      if (err instanceof TokenError) throw err;
+      throw new TokenError(err instanceof jwt.TokenExpiredError ? 'expired' : 'invalid');
+    }
+  }
+}
+
+export class TokenError extends Error {
+  constructor(readonly reason: 'expired' | 'invalid' | 'malformed') {
+    super(`access token ${reason}`);
+  }
+}
+
+/** An opaque refresh token; only its SHA-256 is stored, so a database leak yields no sessions. */
+export function newOpaqueToken(): { token: string; hash: string } {
+  const token = randomBytes(32).toString('base64url');
+  return { token, hash: hashOpaqueToken(token) };
+}
+
+export function hashOpaqueToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}

@@ -1,0 +1,21 @@
+import type { Services, Viewer } from '../../graphql/context.ts';
+import { forbidden, notFound } from '../../graphql/errors.ts';
+import { topics } from '../../lib/events.ts';
+
+/** Bans a user: they cannot sign in, their sessions end and their sockets are closed. */
+export async function setBanned(services: Services, admin: Viewer, userId: number, banned: boolean) {
+  const target = await services.db.user.findUnique({ where: { id: userId }, select: { id: true, role: true } });
+  if (!target) throw notFound('User');
+  if (target.role === 'ADMIN') throw forbidden('Administrators cannot be banned');
+  if (target.id === admin.id) throw forbidden('You cannot ban yourself');
+  const user = await services.db.user.update({ where: { id: userId }, data: { status: banned ? 'BANNED' : 'ACTIVE' } });
+  if (banned) {
+    const now = new Date();
+    await services.db.$transaction([
+      services.db.device.updateMany({ where: { userId, revokedAt: null }, data: { revokedAt: now } }),
+      services.db.refreshToken.updateMany({ where: { device: { userId }, revokedAt: null }, data: { revokedAt: now } }),
+    ]);
+    await services.bus.publish(topics.control(), { type: 'userBanned', userId });
+  }
+  return user;
+}

@@ -1,0 +1,221 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { AppError, conflict, forbidden, unauthenticated } from '../../graphql/errors.ts';
+import type { Services, Viewer } from '../../graphql/context.ts';
+import type { User } from '../../generated/prisma/client.ts';
+import { topics } from '../../lib/events.ts';
+import { burnPasswordCheck, hashPassword, verifyPassword } from '../../lib/passwords.ts';
+import { hashOpaqueToken, newOpaqueToken } from '../../lib/tokens.ts';
+import { parseInput, uniqueViolation } from '../../lib/validation.ts';
+import { displayNameRule, emailRule, passwordRule, phoneRule, usernameRule } from '../users/rules.ts';
+
+export interface Session {
+  accessToken: string;
+  refreshToken: string;
+  user: User;
+  viewer: Viewer;
+}
+
+const deviceIdRule = z.string().trim().min(1).max(128).nullish();
+
+const registerRules = z.object({
+  username: usernameRule,
+  password: passwordRule,
+  email: emailRule.nullish(),
+  phone: phoneRule.nullish(),
+  displayName: displayNameRule.nullish(),
+  deviceId: deviceIdRule,
+});
+
+export async function register(services: Services, input: unknown): Promise<Session> {
+  const data = parseInput(registerRules, input);
+  const taken = await services.db.user.findFirst({
+    where: {
+      OR: [
+        { username: data.username },
+        ...(data.email ? [{ email: data.email }] : []),
+        ...(data.phone ? [{ phone: data.phone }] : []),
+      ],
+    },
+    select: { username: true, email: true, phone: true },
+  });
+  if (taken) throw takenField(taken.username === data.username ? 'username' : taken.email === data.email ? 'email' : 'phone');
+  let user: User;
+  try {
+    user = await services.db.user.create({
+      data: {
+        username: data.username,
+        email: data.email ?? null,
+        phone: data.phone ?? null,
+        displayName: data.displayName ?? null,
+        passwordHash: await hashPassword(data.password),
+      },
+    });
+  } catch (err) {
+    // Two registrations racing for one name: the unique index decides, the loser hears why.
+    const fields = uniqueViolation(err);
+    if (fields) throw takenField((['username', 'email', 'phone'] as const).find((f) => fields.includes(f)) ?? 'username');
+    throw err;
+  }
+  return openSession(services, user, data.deviceId);
+}
+
+function takenField(field: 'username' | 'email' | 'phone') {
+  return conflict(field, `This ${field} is already taken`);
+}
+
+const loginRules = z.object({
+  identifier: z.string().trim().min(1, 'is required'),
+  password: z.string().min(1, 'is required'),
+  deviceId: deviceIdRule,
+});
+
+/** Sign in by username, email or phone number. */
+export async function login(services: Services, input: unknown): Promise<Session> {
+  const { identifier, password, deviceId } = parseInput(loginRules, input);
+  const user = await findByIdentifier(services, identifier);
+  if (!user?.passwordHash) {
+    await burnPasswordCheck(password);
+    throw unauthenticated('Invalid username or password');
+  }
+  const now = new Date();
+  if (user.lockedUntil && user.lockedUntil > now) throw lockedError(user.lockedUntil, now);
+  if (!(await verifyPassword(user.passwordHash, password))) {
+    await recordFailedLogin(services, user.id, now);
+    throw unauthenticated('Invalid username or password');
+  }
+  if (user.status === 'BANNED') throw forbidden('This account is banned');
+  if (user.failedLoginCount > 0 || user.lockedUntil) {
+    await services.db.user.update({ where: { id: user.id }, data: { failedLoginCount: 0, lockedUntil: null } });
+  }
+  return openSession(services, user, deviceId);
+}
+
+export function findByIdentifier(services: Services, identifier: string) {
+  const value = identifier.trim();
+  if (value.includes('@')) return services.db.user.findUnique({ where: { email: value.toLowerCase() } });
+  if (value.startsWith('+')) return services.db.user.findUnique({ where: { phone: value } });
+  return services.db.user.findUnique({ where: { username: value.toLowerCase() } });
+}
+
+async function recordFailedLogin(services: Services, userId: number, now: Date) {
+  const { LOGIN_MAX_FAILURES, LOGIN_LOCK_SECONDS } = services.config;
+  // Incremented in the database, so parallel guesses cannot each see a low count.
+  const updated = await services.db.user.update({
+    where: { id: userId },
+    data: { failedLoginCount: { increment: 1 } },
+    select: { failedLoginCount: true },
+  });
+  if (updated.failedLoginCount >= LOGIN_MAX_FAILURES) {
+    await services.db.user.update({
+      where: { id: userId },
+      data: { failedLoginCount: 0, lockedUntil: new Date(now.getTime() + LOGIN_LOCK_SECONDS * 1000) },
+    });
+  }
+}
+
+function lockedError(until: Date, now: Date) {
+  const retryAfter = Math.ceil((until.getTime() - now.getTime()) / 1000);
+  return new AppError(
+    'RATE_LIMITED',
+    `Account locked after too many failed sign-in attempts; try again in ${Math.ceil(retryAfter / 60)} minute(s)`,
+    { reason: 'ACCOUNT_LOCKED', retryAfter },
+  );
+}
+
+/** Issues tokens for a new sign-in on a device (a new refresh-token family). */
+export async function openSession(services: Services, user: User, deviceKey?: string | null): Promise<Session> {
+  const key = deviceKey || randomUUID();
+  const existing = await services.db.device.findUnique({ where: { userId_deviceKey: { userId: user.id, deviceKey: key } } });
+  // A signed-out device comes back with a new id, so access tokens of its old session stay dead.
+  if (existing?.revokedAt) await services.db.device.delete({ where: { id: existing.id } });
+  const device =
+    existing && !existing.revokedAt
+      ? await services.db.device.update({ where: { id: existing.id }, data: { lastUsedAt: new Date() } })
+      : await services.db.device.create({ data: { userId: user.id, deviceKey: key } });
+  const refreshToken = await issueRefreshToken(services, device.id, randomUUID());
+  return sessionOf(services, user, device.id, refreshToken);
+}
+
+function sessionOf(services: Services, user: User, deviceId: number, refreshToken: string): Session {
+  const accessToken = services.tokens.signAccess({ sub: String(user.id), sid: deviceId, role: user.role });
+  return { accessToken, refreshToken, user, viewer: { id: user.id, role: user.role, deviceId } };
+}
+
+async function issueRefreshToken(services: Services, deviceId: number, familyId: string): Promise<string> {
+  const { token, hash } = newOpaqueToken();
+  await services.db.refreshToken.create({
+    data: {
+      deviceId,
+      familyId,
+      tokenHash: hash,
+      expiresAt: new Date(Date.now() + services.config.REFRESH_TOKEN_TTL * 1000),
+    },
+  });
+  return token;
+}
+
+/**
+ * Trades a refresh token for a new pair. Each token works once: presenting one that was
+ * already used means it was copied, so the whole family (the device's session) is revoked.
+ */
+export async function refresh(services: Services, refreshToken: string, deviceKey?: string | null): Promise<Session> {
+  const stored = await services.db.refreshToken.findUnique({
+    where: { tokenHash: hashOpaqueToken(refreshToken) },
+    include: { device: { include: { user: true } } },
+  });
+  if (!stored) throw unauthenticated('Refresh token invalid');
+  const { device } = stored;
+  if (deviceKey && device.deviceKey !== deviceKey) throw unauthenticated('Refresh token does not belong to this device');
+  if (stored.revokedAt || device.revokedAt) throw unauthenticated('Refresh token revoked; sign in again');
+  const now = new Date();
+  // Claimed with a conditional update, so two concurrent uses cannot both succeed.
+  const claimed = await services.db.refreshToken.updateMany({
+    where: { id: stored.id, usedAt: null },
+    data: { usedAt: now },
+  });
+  if (claimed.count === 0) {
+    await revokeDevice(services, device.userId, device.id);
+    throw unauthenticated('Refresh token reuse detected; this device has been signed out');
+  }
+  if (stored.expiresAt <= now) throw unauthenticated('Refresh token expired; sign in again');
+  if (device.user.status === 'BANNED') throw forbidden('This account is banned');
+  await services.db.device.update({ where: { id: device.id }, data: { lastUsedAt: now } });
+  const next = await issueRefreshToken(services, device.id, stored.familyId);
+  return sessionOf(services, device.user, device.id, next);
+}
+
+/** Ends a device's session: its refresh tokens, its access tokens and its open sockets. */
+export async function revokeDevice(services: Services, userId: number, deviceId: number): Promise<void> {
+  const now = new Date();
+  await services.db.$transaction([
+    services.db.device.update({ where: { id: deviceId }, data: { revokedAt: now } }),
+    services.db.refreshToken.updateMany({ where: { deviceId, revokedAt: null }, data: { revokedAt: now } }),
+  ]);
+  await services.bus.publish(topics.control(), { type: 'deviceRevoked', userId, deviceId });
+}
+
+export async function logout(services: Services, viewer: Viewer): Promise<boolean> {
+  await revokeDevice(services, viewer.id, viewer.deviceId);
+  return true;
+}
+
+/** Makes sure the admin named by ADMIN_USERNAME / ADMIN_PASSWORD exists with that password. */
+export async function ensureAdmin(services: Services): Promise<void> {
+  const { ADMIN_USERNAME, ADMIN_PASSWORD, ADMIN_EMAIL } = services.config;
+  if (!ADMIN_USERNAME || !ADMIN_PASSWORD) return;
+  const username = usernameRule.parse(ADMIN_USERNAME);
+  const existing = await services.db.user.findUnique({ where: { username } });
+  const passwordOk = existing?.passwordHash ? await verifyPassword(existing.passwordHash, ADMIN_PASSWORD) : false;
+  const passwordHash = passwordOk ? undefined : await hashPassword(ADMIN_PASSWORD);
+  try {
+    await services.db.user.upsert({
+      where: { username },
+      create: { username, email: ADMIN_EMAIL?.toLowerCase() ?? null, passwordHash, role: 'ADMIN', displayName: 'Administrator' },
+      update: { role: 'ADMIN', status: 'ACTIVE', ...(passwordHash ? { passwordHash } : {}) },
+    });
+  } catch (err) {
+    // Another instance starting at the same moment created it first: that is the goal met.
+    if (!uniqueViolation(err)) throw err;
+  }
+}

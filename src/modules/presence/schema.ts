@@ -1,0 +1,59 @@
+import { builder } from '../../graphql/builder.ts';
+import type { Context } from '../../graphql/context.ts';
+import { badInput } from '../../graphql/errors.ts';
+import { topics, type BusEvent } from '../../lib/events.ts';
+import { UserRef } from '../users/schema.ts';
+
+type PresenceChange = Extract<BusEvent, { type: 'presence' }>;
+
+const PresenceEvent = builder.objectRef<PresenceChange>('PresenceEvent').implement({
+  fields: (t) => ({
+    user: t.prismaField({
+      type: 'User',
+      resolve: (query, event, _args, ctx) => ctx.db.user.findUniqueOrThrow({ ...query, where: { id: event.userId } }),
+    }),
+    isOnline: t.exposeBoolean('isOnline'),
+    lastSeenAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      resolve: (event) => (event.lastSeenAt ? new Date(event.lastSeenAt) : null),
+    }),
+  }),
+});
+
+const MAX_WATCHED = 200;
+
+async function* presenceStream(ctx: Context, ids: number[]): AsyncGenerator<PresenceChange> {
+  const changes = ctx.bus.subscribe(ids.map(topics.presence));
+  try {
+    const [online, users] = await Promise.all([
+      ctx.presence.isOnline(ids),
+      ctx.db.user.findMany({ where: { id: { in: ids } }, select: { id: true, lastSeenAt: true } }),
+    ]);
+    for (const user of users) {
+      const isOnline = online[ids.indexOf(user.id)];
+      yield { type: 'presence', userId: user.id, isOnline, lastSeenAt: user.lastSeenAt?.toISOString() ?? null };
+    }
+    yield* changes as AsyncIterable<PresenceChange>;
+  } finally {
+    await changes.return?.();
+  }
+}
+
+builder.subscriptionFields((t) => ({
+  presence: t.field({
+    type: PresenceEvent,
+    description: 'The current state of each user, then every change (online, or offline with lastSeenAt).',
+    authScopes: { signedIn: true },
+    args: { userIds: t.arg.idList({ required: true }) },
+    subscribe: (_root, { userIds }, ctx) => {
+      // Checked before the stream starts, so a bad request is an ordinary GraphQL error.
+      const ids = [...new Set(userIds.map(Number))];
+      if (ids.length > MAX_WATCHED || ids.some((id) => !Number.isSafeInteger(id))) {
+        throw badInput({ userIds: `must be at most ${MAX_WATCHED} numeric user ids` });
+      }
+      return presenceStream(ctx, ids);
+    },
+    resolve: (event) => event,
+  }),
+}));

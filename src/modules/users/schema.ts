@@ -1,0 +1,85 @@
+import { builder } from '../../graphql/builder.ts';
+import type { Context } from '../../graphql/context.ts';
+import { notFound } from '../../graphql/errors.ts';
+import { searchUsersWhere, updateProfile } from './service.ts';
+
+/** Email, phone, settings and role are shown only to the user themself and to admins. */
+const ownerOrAdmin = (user: { id: number }, ctx: Context) => ctx.viewer?.id === user.id || ctx.viewer?.role === 'ADMIN';
+
+export const Role = builder.enumType('Role', { values: ['USER', 'ADMIN'] as const });
+export const UserStatus = builder.enumType('UserStatus', { values: ['ACTIVE', 'BANNED'] as const });
+
+export const UserRef = builder.prismaObject('User', {
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    username: t.exposeString('username'),
+    displayName: t.exposeString('displayName', { nullable: true }),
+    avatarUrl: t.exposeString('avatarUrl', { nullable: true }),
+    bio: t.exposeString('bio', { nullable: true }),
+    website: t.exposeString('website', { nullable: true }),
+    isPrivate: t.exposeBoolean('isPrivate'),
+    status: t.expose('status', { type: UserStatus }),
+    isOnline: t.boolean({ resolve: (user, _args, ctx) => ctx.loaders.isOnline.load(user.id) }),
+    lastSeenAt: t.expose('lastSeenAt', { type: 'DateTime', nullable: true }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    email: t.string({ nullable: true, resolve: (u, _a, ctx) => (ownerOrAdmin(u, ctx) ? u.email : null) }),
+    phone: t.string({ nullable: true, resolve: (u, _a, ctx) => (ownerOrAdmin(u, ctx) ? u.phone : null) }),
+    role: t.field({ type: Role, nullable: true, resolve: (u, _a, ctx) => (ownerOrAdmin(u, ctx) ? u.role : null) }),
+    settings: t.field({
+      type: 'JSON',
+      nullable: true,
+      resolve: (u, _a, ctx) => (ownerOrAdmin(u, ctx) ? u.settings : null),
+    }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  me: t.prismaField({
+    type: 'User',
+    nullable: true,
+    description: 'The signed-in user, or null when the request carries no valid token.',
+    resolve: (query, _root, _args, ctx) =>
+      ctx.viewer ? ctx.db.user.findUnique({ ...query, where: { id: ctx.viewer.id } }) : null,
+  }),
+  user: t.prismaField({
+    type: 'User',
+    nullable: true,
+    authScopes: { signedIn: true },
+    args: { id: t.arg.id(), username: t.arg.string() },
+    resolve: async (query, _root, { id, username }, ctx) => {
+      const where = id ? { id: Number(id) } : username ? { username: username.trim().toLowerCase() } : null;
+      if (!where || ('id' in where && !Number.isSafeInteger(where.id))) throw notFound('User');
+      return ctx.db.user.findUnique({ ...query, where });
+    },
+  }),
+  users: t.prismaConnection({
+    type: 'User',
+    cursor: 'id',
+    authScopes: { signedIn: true },
+    defaultSize: 20,
+    maxSize: 100,
+    args: { search: t.arg.string() },
+    resolve: (query, _root, { search }, ctx) =>
+      ctx.db.user.findMany({ ...query, where: searchUsersWhere(search, ctx.viewer), orderBy: { id: 'asc' } }),
+  }),
+}));
+
+const UpdateProfileInput = builder.inputType('UpdateProfileInput', {
+  fields: (t) => ({
+    displayName: t.string(),
+    bio: t.string(),
+    website: t.string(),
+    avatarUrl: t.string(),
+    isPrivate: t.boolean(),
+    settings: t.field({ type: 'JSON' }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  updateProfile: t.prismaField({
+    type: 'User',
+    authScopes: { signedIn: true },
+    args: { input: t.arg({ type: UpdateProfileInput, required: true }) },
+    resolve: (query, _root, { input }, ctx) => updateProfile(ctx, ctx.viewer!.id, input, query),
+  }),
+}));

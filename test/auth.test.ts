@@ -1,0 +1,209 @@
+import jwt from 'jsonwebtoken';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { graphql } from './generated/index.ts';
+import { code, gql, signUp } from './helpers/clients.ts';
+import { BanUser, Login, Me, Register } from './helpers/operations.ts';
+import { startServer, TEST_JWT_SECRET, uniqueName, type TestServer } from './helpers/server.ts';
+
+const Refresh = graphql(`
+  mutation Refresh($refreshToken: String!, $deviceId: String) {
+    refreshToken(refreshToken: $refreshToken, deviceId: $deviceId) {
+      accessToken
+      refreshToken
+      user {
+        id
+      }
+    }
+  }
+`);
+
+const Logout = graphql(`
+  mutation Logout {
+    logout
+  }
+`);
+
+let server: TestServer;
+const admin = { username: uniqueName('admin'), password: 'admin password 1' };
+
+beforeAll(async () => {
+  server = await startServer({
+    ADMIN_USERNAME: admin.username,
+    ADMIN_PASSWORD: admin.password,
+    LOGIN_MAX_FAILURES: '3',
+    LOGIN_LOCK_SECONDS: '600',
+  });
+});
+afterAll(() => server?.stop());
+
+describe('register', () => {
+  it('creates the user and returns working tokens', async () => {
+    const username = uniqueName('Alice');
+    const email = `${username}@Example.com`;
+    const result = await gql(server, Register, {
+      input: { username, password: 'long enough', email, phone: '+14155550100'.slice(0, 6) + String(Date.now()).slice(-6), displayName: 'Alice' },
+    });
+    expect(result.errors).toBeUndefined();
+    const { user, accessToken } = result.data!.register;
+    expect(user.username).toBe(username.toLowerCase());
+    expect(user.email).toBe(email.toLowerCase());
+    expect(user.role).toBe('USER');
+    const me = await gql(server, Me, undefined, accessToken);
+    expect(me.data?.me?.id).toBe(user.id);
+    expect(me.data?.me?.displayName).toBe('Alice');
+  });
+
+  it.each([
+    ['username', { username: 'ab' }],
+    ['username', { username: 'has space' }],
+    ['username', { username: 'x'.repeat(33) }],
+    ['password', { password: 'short' }],
+    ['email', { email: 'not-an-email' }],
+    ['phone', { phone: '0123456' }],
+  ])('refuses a bad %s with BAD_USER_INPUT naming it', async (field, bad) => {
+    const result = await gql(server, Register, {
+      input: { username: uniqueName(), password: 'long enough', ...bad },
+    });
+    expect(code(result)).toBe('BAD_USER_INPUT');
+    expect(Object.keys(result.errors![0].extensions!.fields!)).toEqual([field]);
+    expect(result.data).toBeNull();
+  });
+
+  it.each(['username', 'email', 'phone'] as const)('refuses a taken %s with CONFLICT naming it', async (field) => {
+    const phone = `+1415${String(Math.floor(Math.random() * 1e7)).padStart(7, '0')}`;
+    const first = await signUp(server, { email: `${uniqueName()}@example.com`, phone });
+    const values = { username: first.username, email: `${uniqueName()}@example.com`, phone: `+1${Date.now()}`.slice(0, 12) };
+    if (field === 'email') values.email = (await gql(server, Me, undefined, first.accessToken)).data!.me!.email!;
+    if (field === 'phone') values.phone = phone;
+    const result = await gql(server, Register, {
+      input: { username: field === 'username' ? first.username : uniqueName(), password: 'long enough', email: values.email, phone: field === 'phone' ? phone : undefined },
+    });
+    expect(code(result)).toBe('CONFLICT');
+    expect(result.errors![0].extensions!.field).toBe(field);
+  });
+
+  it('lets exactly one of two simultaneous registrations of a name win', async () => {
+    const username = uniqueName();
+    const results = await Promise.all(
+      [1, 2, 3].map(() => gql(server, Register, { input: { username, password: 'long enough' } })),
+    );
+    expect(results.filter((r) => r.data?.register).length).toBe(1);
+    expect(results.filter((r) => code(r) === 'CONFLICT').length).toBe(2);
+  });
+});
+
+describe('login', () => {
+  it('accepts username, email or phone as the identifier', async () => {
+    const email = `${uniqueName()}@example.com`;
+    const phone = `+4420${String(Math.floor(Math.random() * 1e7)).padStart(7, '0')}`;
+    const user = await signUp(server, { email, phone });
+    for (const identifier of [user.username, email.toUpperCase(), phone]) {
+      const result = await gql(server, Login, { input: { identifier, password: user.password } });
+      expect(result.errors).toBeUndefined();
+      expect(result.data!.login.user.id).toBe(user.id);
+    }
+  });
+
+  it('refuses a wrong password and an unknown user alike', async () => {
+    const user = await signUp(server);
+    const wrong = await gql(server, Login, { input: { identifier: user.username, password: 'nope nope' } });
+    const unknown = await gql(server, Login, { input: { identifier: uniqueName(), password: 'nope nope' } });
+    expect(code(wrong)).toBe('UNAUTHENTICATED');
+    expect(code(unknown)).toBe('UNAUTHENTICATED');
+    expect(wrong.errors![0].message).toBe(unknown.errors![0].message);
+  });
+
+  it('locks the account after repeated failures, even for the right password', async () => {
+    const user = await signUp(server);
+    for (let i = 0; i < 3; i++) {
+      expect(code(await gql(server, Login, { input: { identifier: user.username, password: 'wrong guess' } }))).toBe('UNAUTHENTICATED');
+    }
+    const locked = await gql(server, Login, { input: { identifier: user.username, password: user.password } });
+    expect(code(locked)).toBe('RATE_LIMITED');
+    expect(locked.errors![0].message).toMatch(/locked/i);
+    expect(locked.errors![0].extensions!.retryAfter).toBeGreaterThan(500);
+  });
+
+  it('has the configured admin account, which can ban; a banned user cannot log in', async () => {
+    const adminLogin = await gql(server, Login, { input: { identifier: admin.username, password: admin.password } });
+    expect(adminLogin.errors).toBeUndefined();
+    const adminToken = adminLogin.data!.login.accessToken;
+    expect((await gql(server, Me, undefined, adminToken)).data!.me!.role).toBe('ADMIN');
+
+    const user = await signUp(server);
+    const notAdmin = await gql(server, BanUser, { id: user.id }, user.accessToken);
+    expect(code(notAdmin)).toBe('FORBIDDEN');
+
+    const banned = await gql(server, BanUser, { id: user.id }, adminToken);
+    expect(banned.data!.banUser.status).toBe('BANNED');
+    const login = await gql(server, Login, { input: { identifier: user.username, password: user.password } });
+    expect(code(login)).toBe('FORBIDDEN');
+    expect(login.errors![0].message).toMatch(/banned/i);
+    // Tokens issued before the ban stop working too.
+    const me = await gql(server, Me, undefined, user.accessToken);
+    expect(me.data!.me).toBeNull();
+    expect(code(await gql(server, Refresh, { refreshToken: user.refreshToken }))).toBe('UNAUTHENTICATED');
+  });
+});
+
+describe('tokens', () => {
+  it('rotates the refresh token on every use', async () => {
+    const user = await signUp(server, { deviceId: 'phone-1' });
+    const first = await gql(server, Refresh, { refreshToken: user.refreshToken, deviceId: 'phone-1' });
+    expect(first.errors).toBeUndefined();
+    const second = await gql(server, Refresh, { refreshToken: first.data!.refreshToken.refreshToken, deviceId: 'phone-1' });
+    expect(second.errors).toBeUndefined();
+    expect(second.data!.refreshToken.refreshToken).not.toBe(first.data!.refreshToken.refreshToken);
+    const me = await gql(server, Me, undefined, second.data!.refreshToken.accessToken);
+    expect(me.data!.me!.id).toBe(user.id);
+  });
+
+  it('revokes the device when an old refresh token is reused', async () => {
+    const user = await signUp(server, { deviceId: 'laptop' });
+    const other = await gql(server, Login, { input: { identifier: user.username, password: user.password, deviceId: 'tablet' } });
+    const rotated = await gql(server, Refresh, { refreshToken: user.refreshToken });
+    const newPair = rotated.data!.refreshToken;
+
+    const reuse = await gql(server, Refresh, { refreshToken: user.refreshToken });
+    expect(code(reuse)).toBe('UNAUTHENTICATED');
+    expect(reuse.errors![0].message).toMatch(/reuse/i);
+    // The thief's and the owner's current tokens of that device are both dead now...
+    expect(code(await gql(server, Refresh, { refreshToken: newPair.refreshToken }))).toBe('UNAUTHENTICATED');
+    expect((await gql(server, Me, undefined, newPair.accessToken)).data!.me).toBeNull();
+    // ...while the user's other device is untouched.
+    expect((await gql(server, Me, undefined, other.data!.login.accessToken)).data!.me!.id).toBe(user.id);
+  });
+
+  it('refuses a refresh token presented for another device', async () => {
+    const user = await signUp(server, { deviceId: 'device-a' });
+    expect(code(await gql(server, Refresh, { refreshToken: user.refreshToken, deviceId: 'device-b' }))).toBe('UNAUTHENTICATED');
+  });
+
+  it('logout ends the session of that device', async () => {
+    const user = await signUp(server);
+    expect((await gql(server, Logout, undefined, user.accessToken)).data!.logout).toBe(true);
+    expect((await gql(server, Me, undefined, user.accessToken)).data!.me).toBeNull();
+    expect(code(await gql(server, Refresh, { refreshToken: user.refreshToken }))).toBe('UNAUTHENTICATED');
+    expect(code(await gql(server, Logout, undefined, user.accessToken))).toBe('UNAUTHENTICATED');
+  });
+
+  it('rejects forged and expired access tokens with a message saying which', async () => {
+    const user = await signUp(server);
+    const claims = jwt.decode(user.accessToken) as { sub: string; sid: number; role: string };
+    const forged = jwt.sign({ sub: claims.sub, sid: claims.sid, role: 'ADMIN' }, 'some-other-secret-0123456789');
+    const expired = jwt.sign({ sub: claims.sub, sid: claims.sid, role: 'USER', exp: Math.floor(Date.now() / 1000) - 10 }, TEST_JWT_SECRET);
+    const tampered = user.accessToken.slice(0, -3) + (user.accessToken.endsWith('AAA') ? 'BBB' : 'AAA');
+
+    for (const [token, message] of [[forged, /invalid/i], [tampered, /invalid/i], [expired, /expired/i]] as const) {
+      const logout = await gql(server, Logout, undefined, token);
+      expect(code(logout)).toBe('UNAUTHENTICATED');
+      expect(logout.errors![0].message).toMatch(message);
+      expect((await gql(server, Me, undefined, token)).data!.me).toBeNull();
+    }
+  });
+
+  it('answers a request without a token as anonymous, and refuses protected fields', async () => {
+    expect((await gql(server, Me)).data!.me).toBeNull();
+    expect(code(await gql(server, Logout))).toBe('UNAUTHENTICATED');
+  });
+});

@@ -1,0 +1,92 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectWs, gql, nextEvent, signUp, subscribe } from './helpers/clients.ts';
+import { BanUser, Login, Presence } from './helpers/operations.ts';
+import { spawnServer } from './helpers/process.ts';
+import { startServer, uniqueName, usingServices, type TestServer } from './helpers/server.ts';
+
+/** A new, empty database next to DATABASE_URL's, so the instances below really race to migrate it. */
+async function freshDatabase(): Promise<string> {
+  const url = new URL(process.env.DATABASE_URL!);
+  const name = uniqueName('cluster');
+  const admin = new pg.Client({ connectionString: url.toString() });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+// Several instances can only share state through real PostgreSQL and Redis, so this file runs
+// when DATABASE_URL and REDIS_URL are set (as .ci/run does); the embedded run has one instance.
+describe.runIf(usingServices)('two instances on one PostgreSQL and Redis', () => {
+  let databaseUrl: string;
+  let a: TestServer;
+  let b: TestServer;
+  const admin = { username: uniqueName('admin'), password: 'admin password 1' };
+
+  beforeAll(async () => {
+    databaseUrl = await freshDatabase();
+    const env = { DATABASE_URL: databaseUrl, PRESENCE_TTL: '3', ADMIN_USERNAME: admin.username, ADMIN_PASSWORD: admin.password };
+    [a, b] = await Promise.all([startServer(env), startServer(env)]);
+  });
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+    const admin = new pg.Client({ connectionString: process.env.DATABASE_URL });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS ${new URL(databaseUrl).pathname.slice(1)} WITH (FORCE)`);
+    await admin.end();
+  });
+
+  it('applied each migration once although both started together', async () => {
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    const { rows } = await client.query('SELECT migration_name, count(*)::int AS n FROM _prisma_migrations GROUP BY 1');
+    await client.end();
+    expect(rows.length).toBeGreaterThan(0);
+    expect(rows.every((r) => r.n === 1)).toBe(true);
+  });
+
+  it('shows a user who connects to one instance as online to a subscriber on the other', async () => {
+    const watcher = await signUp(a);
+    const watched = await signUp(b);
+    const ws = connectWs(a, watcher.accessToken);
+    const events = subscribe(ws, Presence, { userIds: [watched.id] });
+    expect((await nextEvent(events, 'initial state')).data!.presence.isOnline).toBe(false);
+
+    const onB = connectWs(b, watched.accessToken);
+    expect((await nextEvent(events, 'online from the other instance')).data!.presence.isOnline).toBe(true);
+    await onB.client.dispose();
+    const offline = await nextEvent(events, 'offline from the other instance');
+    expect(offline.data!.presence).toMatchObject({ isOnline: false, user: { id: watched.id } });
+    expect(offline.data!.presence.lastSeenAt).not.toBeNull();
+    await ws.client.dispose();
+  });
+
+  it('does not leave users online when an instance dies without closing its sockets', async () => {
+    const watcher = await signUp(a);
+    const watched = await signUp(a);
+    const ws = connectWs(a, watcher.accessToken);
+    const events = subscribe(ws, Presence, { userIds: [watched.id] });
+    await nextEvent(events, 'initial state');
+
+    const doomed = await spawnServer({ DATABASE_URL: databaseUrl, REDIS_URL: process.env.REDIS_URL!, PRESENCE_TTL: '3' });
+    const onDoomed = connectWs(doomed, watched.accessToken);
+    expect((await nextEvent(events, 'online')).data!.presence.isOnline).toBe(true);
+    doomed.child.kill('SIGKILL');
+    await doomed.exited;
+    const offline = await nextEvent(events, 'offline after the heartbeat lapsed', 15_000);
+    expect(offline.data!.presence.isOnline).toBe(false);
+    await onDoomed.client.dispose();
+    await ws.client.dispose();
+  });
+
+  it('closes a banned user’s socket on the other instance', async () => {
+    const user = await signUp(b);
+    const onB = connectWs(b, user.accessToken);
+    await onB.connected;
+    const adminLogin = await gql(a, Login, { input: { identifier: admin.username, password: admin.password } });
+    await gql(a, BanUser, { id: user.id }, adminLogin.data!.login.accessToken);
+    expect((await onB.closed).code).toBe(4403);
+  });
+});
