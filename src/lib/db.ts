@@ -26,19 +26,15 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
   let connectionString = config.DATABASE_URL;
   const embedded = !connectionString;
   if (embedded) {
-    const [{ PGlite }, { PGLiteSocketServer }] = await Promise.all([
-      import('@electric-sql/pglite'),
-      import('@electric-sql/pglite-socket'),
-    ]);
+    const [{ PGlite }, { servePGlite }] = await Promise.all([import('@electric-sql/pglite'), import('./pglite-server.ts')]);
     const dir = path.resolve(config.DATA_DIR, 'pglite');
     await mkdir(dir, { recursive: true });
     const lite = await PGlite.create(dir);
-    const server = new PGLiteSocketServer({ db: lite, host: '127.0.0.1', port: 0 });
-    await server.start();
-    connectionString = `postgres://postgres@${server.getServerConn()}/postgres`;
+    const server = await servePGlite(lite);
+    connectionString = server.url;
     log.info({ dir }, 'embedded PGlite database started');
     stopEmbedded = async () => {
-      await server.stop();
+      await server.close();
       await lite.close();
     };
   }
