@@ -12,6 +12,9 @@ import { MemoryPresenceStore, RedisPresenceStore } from './lib/presence-store.ts
 import { loadJwtSecret } from './lib/secrets.ts';
 import { TokenService } from './lib/tokens.ts';
 import { ensureAdmin } from './modules/auth/service.ts';
+import { ensureDefaultRoom } from './modules/conversations/service.ts';
+import { TypingTimers } from './modules/conversations/typing.ts';
+import { DeliveryTracker } from './modules/messages/delivery.ts';
 import { PresenceService } from './modules/presence/service.ts';
 import { createGraphQLWebSocketServer } from './transports/graphql-ws.ts';
 import { SocketRegistry } from './transports/socket-registry.ts';
@@ -41,10 +44,12 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
       db: database.prisma,
       bus,
       presence: new PresenceService(store, bus, database.prisma, config.PRESENCE_TTL * 1000, log),
+      typing: new TypingTimers(bus),
+      delivery: new DeliveryTracker(database.prisma, log),
       tokens: new TokenService(await loadJwtSecret(config), config.ACCESS_TOKEN_TTL),
       log,
     };
-    await ensureAdmin(services);
+    await Promise.all([ensureAdmin(services), ensureDefaultRoom(services)]);
     return assemble(services, database, instanceId);
   } catch (err) {
     await bus?.close().catch(() => {});
@@ -64,6 +69,7 @@ async function assemble(services: Services, database: Database, instanceId: stri
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/health') return void health(res);
+    if (path === '/metrics') return void sendJson(res, 200, metrics());
     if (path === '/graphql' || path.startsWith('/graphql/')) return void yoga.handle(req, res);
     sendJson(res, 404, { error: 'Not found', path });
   });
@@ -88,6 +94,21 @@ async function assemble(services: Services, database: Database, instanceId: stri
       instanceId,
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
     });
+  }
+
+  /** Live counts, so leaks show (tests read them after many clients come and go). */
+  function metrics() {
+    const { subscriptions, topics: listening } = bus.stats();
+    return {
+      instanceId,
+      websockets: wss.clients.size,
+      signedInSockets: registry.size,
+      subscriptions,
+      topics: listening,
+      pubsubMode: bus.mode,
+      // In Redis mode each topic this instance listens to is one subscribed Redis channel.
+      redisChannels: bus.mode === 'redis' ? listening : 0,
+    };
   }
 
   let stopping: Promise<void> | undefined;
@@ -116,6 +137,8 @@ async function assemble(services: Services, database: Database, instanceId: stri
         await closed;
         clearTimeout(grace);
         await presence.stop();
+        services.typing.stop();
+        await services.delivery.flush();
         stopControl();
         await bus.close().catch((err) => log.warn({ err }, 'closing pub/sub failed'));
         await database.close().catch((err) => log.warn({ err }, 'closing database failed'));

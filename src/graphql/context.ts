@@ -5,6 +5,8 @@ import type { Db } from '../lib/db.ts';
 import type { EventBus } from '../lib/events.ts';
 import type { Logger } from '../lib/logger.ts';
 import { TokenError, type TokenService } from '../lib/tokens.ts';
+import type { TypingTimers } from '../modules/conversations/typing.ts';
+import type { DeliveryTracker } from '../modules/messages/delivery.ts';
 import type { PresenceService } from '../modules/presence/service.ts';
 
 /** What one running instance holds; built once by buildApp. */
@@ -13,6 +15,8 @@ export interface Services {
   db: Db;
   bus: EventBus;
   presence: PresenceService;
+  typing: TypingTimers;
+  delivery: DeliveryTracker;
   tokens: TokenService;
   log: Logger;
 }
@@ -29,7 +33,22 @@ export interface Context extends Services {
   /** Why a presented token was not accepted, so "sign in" errors can say it. */
   authProblem: string | null;
   requestId: string;
-  loaders: { isOnline: DataLoader<number, boolean> };
+  /** Per-operation DataLoaders, made on first use by `loader()`. */
+  loaders: Map<string, DataLoader<unknown, unknown>>;
+}
+
+/**
+ * The operation's DataLoader named `name`, made on first use. Loaders batch the lookups of
+ * one tick into one query; they do not cache, because a subscription's context lives for many
+ * events and must not serve stale rows.
+ */
+export function loader<K, V>(ctx: Context, name: string, batch: (keys: readonly K[]) => Promise<V[]>): DataLoader<K, V> {
+  let existing = ctx.loaders.get(name) as DataLoader<K, V> | undefined;
+  if (!existing) {
+    existing = new DataLoader<K, V>(batch, { cache: false });
+    ctx.loaders.set(name, existing as DataLoader<unknown, unknown>);
+  }
+  return existing;
 }
 
 /** Accepts `Bearer <token>` or a bare token. */
@@ -75,8 +94,6 @@ export async function createContext(
     ...services,
     ...auth,
     requestId: request.requestId || randomUUID(),
-    loaders: {
-      isOnline: new DataLoader((ids) => services.presence.isOnline([...ids]), { cache: false }),
-    },
+    loaders: new Map(),
   };
 }

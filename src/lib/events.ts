@@ -1,15 +1,68 @@
-import { Repeater } from 'graphql-yoga';
+import { EventEmitter } from 'node:events';
 import { PubSub, type PubSubEngine } from 'graphql-subscriptions';
 import { RedisPubSub } from 'graphql-redis-subscriptions';
 import { Redis } from 'ioredis';
 
+/** A user as events carry it: public fields only, dates as ISO strings. */
+export interface UserSnapshot {
+  id: number;
+  username: string;
+  displayName: string | null;
+  avatarUrl: string | null;
+  bio: string | null;
+  website: string | null;
+  isPrivate: boolean;
+  status: 'ACTIVE' | 'BANNED';
+  lastSeenAt: string | null;
+  createdAt: string;
+}
+
+export interface FileSnapshot {
+  id: number;
+  name: string;
+  size: number;
+  mimeType: string;
+  width: number | null;
+  height: number | null;
+  uploaderId: number | null;
+  conversationId: number | null;
+  createdAt: string;
+}
+
+/** A message with everything a subscriber may select, built once per event. */
+export interface MessageSnapshot {
+  id: number;
+  conversationId: number;
+  seq: number;
+  senderId: number | null;
+  kind: 'TEXT' | 'IMAGE' | 'FILE' | 'AUDIO' | 'VIDEO' | 'SYSTEM';
+  content: string;
+  replyToId: number | null;
+  clientId: string | null;
+  editedAt: string | null;
+  deletedAt: string | null;
+  createdAt: string;
+  sender: UserSnapshot | null;
+  attachments: FileSnapshot[];
+  replyTo: Omit<MessageSnapshot, 'replyTo' | 'attachments'> & { replyTo?: undefined; attachments?: undefined } | null;
+}
+
 /**
  * Every event that crosses the bus, by type. Payloads are plain JSON (dates as ISO strings)
- * because with Redis they travel between processes; subscribers resolve what they show
- * through the schema.
+ * because with Redis they travel between processes; they carry what subscribers select, so
+ * delivering an event needs no database query per subscriber.
  */
 export type BusEvent =
   | { type: 'presence'; userId: number; isOnline: boolean; lastSeenAt: string | null }
+  | { type: 'messageAdded'; conversationId: number; message: MessageSnapshot }
+  | { type: 'messageEdited'; conversationId: number; message: MessageSnapshot }
+  | { type: 'messageDeleted'; conversationId: number; messageId: number }
+  | { type: 'typing'; conversationId: number; user: UserSnapshot; isTyping: boolean }
+  | { type: 'readReceipt'; conversationId: number; user: UserSnapshot; messageId: number; readAt: string }
+  /** On a conversation's topic: this user left or was removed, and stops receiving at once. */
+  | { type: 'memberRemoved'; conversationId: number; userId: number }
+  /** On a user's topic: the conversation's last message, unread count, members or title changed. */
+  | { type: 'conversationUpdated'; conversationId: number }
   /** Control events, handled by each instance's transports rather than by subscriptions. */
   | { type: 'userBanned'; userId: number }
   | { type: 'deviceRevoked'; userId: number; deviceId: number };
@@ -37,6 +90,8 @@ export interface EventBusStats {
 export class EventBus {
   private readonly perTopic = new Map<string, number>();
   private listeners = 0;
+  /** Emits `listen` (topic) once a listener is attached: lets tests await a live subscription. */
+  readonly activity = new EventEmitter();
 
   private constructor(
     private readonly engine: PubSubEngine,
@@ -68,6 +123,7 @@ export class EventBus {
     const id = await this.engine.subscribe(topic, onEvent, {});
     this.perTopic.set(topic, (this.perTopic.get(topic) ?? 0) + 1);
     this.listeners++;
+    this.activity.emit('listen', topic);
     let released = false;
     return () => {
       if (released) return;
@@ -80,15 +136,16 @@ export class EventBus {
     };
   }
 
-  /** An async iterator over the events of several topics, released when the consumer stops. */
-  subscribe(topicList: string[], filter?: (event: BusEvent) => boolean): AsyncIterableIterator<BusEvent> {
-    return new Repeater<BusEvent>(async (push, stop) => {
-      const releases = await Promise.all(
-        topicList.map((topic) => this.listen(topic, (event) => (!filter || filter(event)) && void push(event))),
-      );
-      await stop;
-      for (const release of releases) release();
-    });
+  /**
+   * Listens to several topics at once and resolves when listening has started (with Redis,
+   * once the channels are subscribed), so every event published afterwards is in the stream.
+   * Ending the iteration (`return()`, as `for await` and graphql-ws do) releases the topics.
+   */
+  async subscribe(topicList: string[]): Promise<EventStream> {
+    const stream = new EventStream();
+    const releases = await Promise.all(topicList.map((topic) => this.listen(topic, (event) => stream.push(event))));
+    stream.onEnd(() => releases.forEach((release) => release()));
+    return stream;
   }
 
   stats(): EventBusStats {
@@ -108,5 +165,50 @@ export class EventBus {
   async close(): Promise<void> {
     if (!this.redis) return;
     await (this.engine as RedisPubSub).close();
+  }
+}
+
+/** A queue of events read with `for await`; it holds events until they are read. */
+export class EventStream implements AsyncIterableIterator<BusEvent> {
+  private readonly queue: BusEvent[] = [];
+  private waiting?: (result: IteratorResult<BusEvent>) => void;
+  private ended = false;
+  private cleanup?: () => void;
+
+  push(event: BusEvent): void {
+    if (this.ended) return;
+    if (this.waiting) {
+      const resolve = this.waiting;
+      this.waiting = undefined;
+      resolve({ value: event, done: false });
+    } else {
+      this.queue.push(event);
+    }
+  }
+
+  onEnd(cleanup: () => void): void {
+    this.cleanup = cleanup;
+  }
+
+  next(): Promise<IteratorResult<BusEvent>> {
+    const event = this.queue.shift();
+    if (event) return Promise.resolve({ value: event, done: false });
+    if (this.ended) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve) => (this.waiting = resolve));
+  }
+
+  async return(): Promise<IteratorResult<BusEvent>> {
+    if (!this.ended) {
+      this.ended = true;
+      this.queue.length = 0;
+      this.cleanup?.();
+      this.waiting?.({ value: undefined, done: true });
+      this.waiting = undefined;
+    }
+    return { value: undefined, done: true };
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
   }
 }

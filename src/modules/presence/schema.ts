@@ -24,7 +24,7 @@ const PresenceEvent = builder.objectRef<PresenceChange>('PresenceEvent').impleme
 const MAX_WATCHED = 200;
 
 async function* presenceStream(ctx: Context, ids: number[]): AsyncGenerator<PresenceChange> {
-  const changes = ctx.bus.subscribe(ids.map(topics.presence));
+  const changes = await ctx.bus.subscribe(ids.map(topics.presence));
   try {
     const [online, users] = await Promise.all([
       ctx.presence.isOnline(ids),
@@ -36,7 +36,7 @@ async function* presenceStream(ctx: Context, ids: number[]): AsyncGenerator<Pres
     }
     yield* changes as AsyncIterable<PresenceChange>;
   } finally {
-    await changes.return?.();
+    await changes.return();
   }
 }
 

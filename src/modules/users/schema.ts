@@ -1,10 +1,28 @@
+import type { User } from '../../generated/prisma/client.ts';
 import { builder } from '../../graphql/builder.ts';
-import type { Context } from '../../graphql/context.ts';
+import type { UserSnapshot } from '../../lib/events.ts';
+import { loader, type Context } from '../../graphql/context.ts';
 import { notFound } from '../../graphql/errors.ts';
 import { searchUsersWhere, updateProfile } from './service.ts';
 
 /** Email, phone, settings and role are shown only to the user themself and to admins. */
 const ownerOrAdmin = (user: { id: number }, ctx: Context) => ctx.viewer?.id === user.id || ctx.viewer?.role === 'ADMIN';
+
+/**
+ * A private field of `user`, for those allowed to see it. Users that arrive in events carry
+ * public fields only; the private ones are then read from the database.
+ */
+async function privateField<K extends 'email' | 'phone' | 'role' | 'settings'>(user: User, key: K, ctx: Context): Promise<User[K] | null> {
+  if (!ownerOrAdmin(user, ctx)) return null;
+  if (user[key] !== undefined) return user[key];
+  const row = await ctx.db.user.findUnique({ where: { id: user.id }, select: { [key]: true } as Record<K, true> });
+  return (row as Pick<User, K> | null)?.[key] ?? null;
+}
+
+/** A user carried in an event, used where the schema expects a user row. */
+export function asUser(snapshot: UserSnapshot): User {
+  return snapshot as unknown as User;
+}
 
 export const Role = builder.enumType('Role', { values: ['USER', 'ADMIN'] as const });
 export const UserStatus = builder.enumType('UserStatus', { values: ['ACTIVE', 'BANNED'] as const });
@@ -19,17 +37,15 @@ export const UserRef = builder.prismaObject('User', {
     website: t.exposeString('website', { nullable: true }),
     isPrivate: t.exposeBoolean('isPrivate'),
     status: t.expose('status', { type: UserStatus }),
-    isOnline: t.boolean({ resolve: (user, _args, ctx) => ctx.loaders.isOnline.load(user.id) }),
+    isOnline: t.boolean({
+      resolve: (user, _args, ctx) => loader(ctx, 'isOnline', (ids: readonly number[]) => ctx.presence.isOnline([...ids])).load(user.id),
+    }),
     lastSeenAt: t.expose('lastSeenAt', { type: 'DateTime', nullable: true }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
-    email: t.string({ nullable: true, resolve: (u, _a, ctx) => (ownerOrAdmin(u, ctx) ? u.email : null) }),
-    phone: t.string({ nullable: true, resolve: (u, _a, ctx) => (ownerOrAdmin(u, ctx) ? u.phone : null) }),
-    role: t.field({ type: Role, nullable: true, resolve: (u, _a, ctx) => (ownerOrAdmin(u, ctx) ? u.role : null) }),
-    settings: t.field({
-      type: 'JSON',
-      nullable: true,
-      resolve: (u, _a, ctx) => (ownerOrAdmin(u, ctx) ? u.settings : null),
-    }),
+    email: t.string({ nullable: true, resolve: (u, _a, ctx) => privateField(u, 'email', ctx) }),
+    phone: t.string({ nullable: true, resolve: (u, _a, ctx) => privateField(u, 'phone', ctx) }),
+    role: t.field({ type: Role, nullable: true, resolve: (u, _a, ctx) => privateField(u, 'role', ctx) }),
+    settings: t.field({ type: 'JSON', nullable: true, resolve: (u, _a, ctx) => privateField(u, 'settings', ctx) }),
   }),
 });
 

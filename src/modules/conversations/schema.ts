@@ -1,0 +1,190 @@
+import { resolveCursorConnection } from '@pothos/plugin-relay';
+import type { Conversation, Participant, User } from '../../generated/prisma/client.ts';
+import { builder } from '../../graphql/builder.ts';
+import { loader, type Context } from '../../graphql/context.ts';
+import { badInput } from '../../graphql/errors.ts';
+import { MessageRef, messagesConnection } from '../messages/schema.ts';
+import { markConversationRead } from '../messages/service.ts';
+import { messageInclude, messageSnapshot } from '../messages/snapshot.ts';
+import { UserRef } from '../users/schema.ts';
+import { requireMember } from './access.ts';
+import {
+  addMembers,
+  conversationCursor,
+  createConversation,
+  ensureDirectConversation,
+  getConversation,
+  leaveConversation,
+  listConversations,
+  listPublicConversations,
+  removeMember,
+  renameConversation,
+} from './service.ts';
+import { unreadCounts } from './unread.ts';
+
+export const ConversationKind = builder.enumType('ConversationKind', { values: ['DIRECT', 'GROUP', 'PUBLIC'] as const });
+export const ParticipantRole = builder.enumType('ParticipantRole', { values: ['OWNER', 'ADMIN', 'MEMBER'] as const });
+
+const MAX_LISTED_PARTICIPANTS = 200;
+
+/** Current members of several conversations in one query. */
+function membersOf(ctx: Context, conversationId: number) {
+  return loader(ctx, 'conversationMembers', async (ids: readonly number[]) => {
+    const rows = await ctx.db.participant.findMany({
+      where: { conversationId: { in: [...ids] }, leftAt: null },
+      include: { user: true },
+      orderBy: { joinedAt: 'asc' },
+    });
+    return ids.map((id) => rows.filter((r) => r.conversationId === id));
+  }).load(conversationId);
+}
+
+const ConversationMember = builder.objectRef<Participant & { user: User }>('ConversationMember').implement({
+  fields: (t) => ({
+    user: t.field({ type: UserRef, resolve: (p) => p.user }),
+    role: t.field({ type: ParticipantRole, resolve: (p) => p.role }),
+    joinedAt: t.expose('joinedAt', { type: 'DateTime' }),
+    lastReadMessageId: t.exposeID('lastReadMessageId', { nullable: true }),
+    lastReadAt: t.expose('lastReadAt', { type: 'DateTime', nullable: true }),
+  }),
+});
+
+export const ConversationRef = builder.objectRef<Conversation>('Conversation');
+ConversationRef.implement({
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    kind: t.field({ type: ConversationKind, resolve: (c) => c.kind }),
+    title: t.exposeString('title', { nullable: true }),
+    slug: t.exposeString('slug', { nullable: true }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    updatedAt: t.field({
+      type: 'DateTime',
+      description: 'Time of the last activity: a message, or a change of members or title.',
+      resolve: (c) => c.lastActivityAt,
+    }),
+    participants: t.field({
+      type: [UserRef],
+      description: `The current members (the first ${MAX_LISTED_PARTICIPANTS} for large public rooms).`,
+      resolve: async (c, _args, ctx) => (await membersOf(ctx, c.id)).slice(0, MAX_LISTED_PARTICIPANTS).map((p) => p.user),
+    }),
+    members: t.field({
+      type: [ConversationMember],
+      resolve: async (c, _args, ctx) => (await membersOf(ctx, c.id)).slice(0, MAX_LISTED_PARTICIPANTS),
+    }),
+    lastMessage: t.field({
+      type: MessageRef,
+      nullable: true,
+      resolve: async (c, _args, ctx) => {
+        if (c.lastMessageId === null) return null;
+        return loader(ctx, 'messageById', async (ids: readonly number[]) => {
+          const rows = await ctx.db.message.findMany({ where: { id: { in: [...ids] } }, include: messageInclude });
+          return ids.map((id) => rows.find((r) => r.id === id) ?? null);
+        })
+          .load(c.lastMessageId)
+          .then((m) => (m && !m.deletedAt ? messageSnapshot(m) : null));
+      },
+    }),
+    unreadCount: t.int({
+      description: "Messages from others after the viewer's read position.",
+      resolve: (c, _args, ctx) => loader(ctx, 'unreadCount', (ids: readonly number[]) => unreadCounts(ctx, ids)).load(c.id),
+    }),
+    messages: t.connection({
+      type: MessageRef,
+      resolve: (c, args, ctx) => messagesConnection(ctx, c.id, args),
+    }),
+  }),
+});
+
+function conversationsConnection(
+  args: { first?: number | null; after?: string | null; last?: number | null; before?: string | null },
+  fetch: (after: string | undefined, limit: number) => Promise<Conversation[]>,
+) {
+  if (args.last != null || args.before != null) throw badInput({ last: 'this list pages forward only: use first and after' });
+  return resolveCursorConnection<Promise<Conversation[]>>(
+    { args, toCursor: conversationCursor, defaultSize: 20, maxSize: 100 },
+    ({ after, limit }) => fetch(after, limit),
+  );
+}
+
+builder.queryFields((t) => ({
+  conversation: t.field({
+    type: ConversationRef,
+    authScopes: { signedIn: true },
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, { id }, ctx) => getConversation(ctx, id),
+  }),
+  conversations: t.connection({
+    type: ConversationRef,
+    description: "The viewer's conversations, most recent activity first.",
+    authScopes: { signedIn: true },
+    resolve: (_root, args, ctx) => conversationsConnection(args, (after, limit) => listConversations(ctx, after, limit)),
+  }),
+  publicConversations: t.connection({
+    type: ConversationRef,
+    description: 'Public rooms anyone signed in can read, join and post in.',
+    authScopes: { signedIn: true },
+    resolve: (_root, args, ctx) => conversationsConnection(args, (after, limit) => listPublicConversations(ctx, after, limit)),
+  }),
+}));
+
+const CreateConversationInput = builder.inputType('CreateConversationInput', {
+  fields: (t) => ({
+    kind: t.field({ type: ConversationKind, required: true }),
+    participantIds: t.idList({ description: 'The other members; exactly one for DIRECT.' }),
+    title: t.string({ description: 'Required for GROUP and PUBLIC.' }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  createConversation: t.field({
+    type: ConversationRef,
+    authScopes: { signedIn: true },
+    args: { input: t.arg({ type: CreateConversationInput, required: true }) },
+    resolve: (_root, { input }, ctx) => createConversation(ctx, input),
+  }),
+  ensureDirectConversation: t.field({
+    type: ConversationRef,
+    description: 'The direct conversation with this user, created on first use (one per pair).',
+    authScopes: { signedIn: true },
+    args: { userId: t.arg.id({ required: true }) },
+    resolve: (_root, { userId }, ctx) => ensureDirectConversation(ctx, userId),
+  }),
+  joinConversation: t.field({
+    type: ConversationRef,
+    description: 'Joins a public room.',
+    authScopes: { signedIn: true },
+    args: { conversationId: t.arg.id({ required: true }) },
+    resolve: async (_root, { conversationId }, ctx) => (await requireMember(ctx, conversationId)).conversation,
+  }),
+  leaveConversation: t.field({
+    type: ConversationRef,
+    authScopes: { signedIn: true },
+    args: { conversationId: t.arg.id({ required: true }) },
+    resolve: (_root, { conversationId }, ctx) => leaveConversation(ctx, conversationId),
+  }),
+  addConversationMembers: t.field({
+    type: ConversationRef,
+    authScopes: { signedIn: true },
+    args: { conversationId: t.arg.id({ required: true }), userIds: t.arg.idList({ required: true }) },
+    resolve: (_root, { conversationId, userIds }, ctx) => addMembers(ctx, conversationId, userIds),
+  }),
+  removeConversationMember: t.field({
+    type: ConversationRef,
+    authScopes: { signedIn: true },
+    args: { conversationId: t.arg.id({ required: true }), userId: t.arg.id({ required: true }) },
+    resolve: (_root, { conversationId, userId }, ctx) => removeMember(ctx, conversationId, userId),
+  }),
+  renameConversation: t.field({
+    type: ConversationRef,
+    authScopes: { signedIn: true },
+    args: { conversationId: t.arg.id({ required: true }), title: t.arg.string({ required: true }) },
+    resolve: (_root, { conversationId, title }, ctx) => renameConversation(ctx, conversationId, title),
+  }),
+  markConversationRead: t.field({
+    type: ConversationRef,
+    description: 'Moves your read position forward to messageId (default: the last message); never back.',
+    authScopes: { signedIn: true },
+    args: { conversationId: t.arg.id({ required: true }), messageId: t.arg.id() },
+    resolve: (_root, { conversationId, messageId }, ctx) => markConversationRead(ctx, conversationId, messageId),
+  }),
+}));

@@ -1,0 +1,98 @@
+import { builder } from '../../graphql/builder.ts';
+import { loader } from '../../graphql/context.ts';
+import { forbidden } from '../../graphql/errors.ts';
+import { topics, type BusEvent } from '../../lib/events.ts';
+import { MessageRef } from '../messages/schema.ts';
+import { asUser, UserRef } from '../users/schema.ts';
+import { requireReadable } from './access.ts';
+import { ConversationRef } from './schema.ts';
+import { conversationStream, REVOKED, userStream, type StreamItem } from './stream.ts';
+
+type Of<T extends BusEvent['type']> = Extract<BusEvent, { type: T }>;
+
+const MessageAddedEvent = builder.objectRef<Of<'messageAdded'>>('MessageAddedEvent').implement({
+  fields: (t) => ({ message: t.field({ type: MessageRef, resolve: (e) => e.message }) }),
+});
+const MessageEditedEvent = builder.objectRef<Of<'messageEdited'>>('MessageEditedEvent').implement({
+  fields: (t) => ({ message: t.field({ type: MessageRef, resolve: (e) => e.message }) }),
+});
+const MessageDeletedEvent = builder.objectRef<Of<'messageDeleted'>>('MessageDeletedEvent').implement({
+  fields: (t) => ({ messageId: t.exposeID('messageId'), conversationId: t.exposeID('conversationId') }),
+});
+const TypingEvent = builder.objectRef<Of<'typing'>>('TypingEvent').implement({
+  fields: (t) => ({
+    user: t.field({ type: UserRef, resolve: (e) => asUser(e.user) }),
+    conversationId: t.exposeID('conversationId'),
+    isTyping: t.exposeBoolean('isTyping'),
+  }),
+});
+const ReadReceiptEvent = builder.objectRef<Of<'readReceipt'>>('ReadReceiptEvent').implement({
+  fields: (t) => ({
+    user: t.field({ type: UserRef, resolve: (e) => asUser(e.user) }),
+    conversationId: t.exposeID('conversationId'),
+    messageId: t.exposeID('messageId'),
+    readAt: t.field({ type: 'DateTime', resolve: (e) => new Date(e.readAt) }),
+  }),
+});
+const ConversationUpdatedEvent = builder.objectRef<Of<'conversationUpdated'>>('ConversationUpdatedEvent').implement({
+  fields: (t) => ({
+    conversation: t.field({
+      type: ConversationRef,
+      resolve: (e, _args, ctx) =>
+        loader(ctx, 'conversationById', async (ids: readonly number[]) => {
+          const rows = await ctx.db.conversation.findMany({ where: { id: { in: [...ids] } } });
+          return ids.map((id) => rows.find((r) => r.id === id)!);
+        }).load(e.conversationId),
+    }),
+  }),
+});
+
+const typeNames: Partial<Record<BusEvent['type'], string>> = {
+  messageAdded: 'MessageAddedEvent',
+  messageEdited: 'MessageEditedEvent',
+  messageDeleted: 'MessageDeletedEvent',
+  typing: 'TypingEvent',
+  readReceipt: 'ReadReceiptEvent',
+  conversationUpdated: 'ConversationUpdatedEvent',
+};
+const resolveType = (event: BusEvent) => typeNames[event.type]!;
+
+const ConversationEvent = builder.unionType('ConversationEvent', {
+  types: [MessageAddedEvent, MessageEditedEvent, MessageDeletedEvent, TypingEvent, ReadReceiptEvent],
+  resolveType,
+});
+const UserEvent = builder.unionType('UserEvent', {
+  types: [MessageAddedEvent, ConversationUpdatedEvent],
+  resolveType,
+});
+
+/** Passes events through; the removal marker becomes this subscription's last, FORBIDDEN, result. */
+function deliver(item: StreamItem) {
+  if (item === REVOKED) throw forbidden('You are no longer a participant of this conversation');
+  return item as never;
+}
+
+builder.subscriptionFields((t) => ({
+  conversationEvents: t.field({
+    type: ConversationEvent,
+    description: 'Messages added, edited and deleted, typing and read receipts of one conversation.',
+    authScopes: { signedIn: true },
+    args: { conversationId: t.arg.id({ required: true }) },
+    // Access is checked before the stream starts, so a stranger gets an ordinary FORBIDDEN error.
+    subscribe: async (_root, { conversationId }, ctx) => {
+      const { conversation } = await requireReadable(ctx, conversationId);
+      const events = await ctx.bus.subscribe([topics.conversation(conversation.id)]);
+      // Read after listening began: anything newer than this is in the stream, in order.
+      const { lastSeq } = await ctx.db.conversation.findUniqueOrThrow({ where: { id: conversation.id }, select: { lastSeq: true } });
+      return conversationStream(ctx, events, conversation, lastSeq + 1);
+    },
+    resolve: deliver,
+  }),
+  userEvents: t.field({
+    type: UserEvent,
+    description: "New messages in the viewer's direct and group conversations, and changes to their conversations.",
+    authScopes: { signedIn: true },
+    subscribe: async (_root, _args, ctx) => userStream(ctx, await ctx.bus.subscribe([topics.user(ctx.viewer!.id)])),
+    resolve: deliver,
+  }),
+}));

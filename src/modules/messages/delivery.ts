@@ -1,0 +1,44 @@
+import type { Db } from '../../lib/db.ts';
+import type { Logger } from '../../lib/logger.ts';
+
+/**
+ * Records that messages reached a recipient (a live connection received them, or a fetch
+ * returned them), which turns a message's status to DELIVERED. Marks are gathered and written
+ * in one statement per flush, so delivering an event costs no query per subscriber.
+ */
+export class DeliveryTracker {
+  private marks = new Map<string, { conversationId: number; userId: number; messageId: number }>();
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly db: Db,
+    private readonly log: Logger,
+    private readonly flushMs = 200,
+  ) {}
+
+  mark(conversationId: number, userId: number, messageId: number): void {
+    const key = `${conversationId}:${userId}`;
+    const current = this.marks.get(key);
+    if (current && current.messageId >= messageId) return;
+    this.marks.set(key, { conversationId, userId, messageId });
+    this.timer ??= setTimeout(() => void this.flush(), this.flushMs);
+  }
+
+  async flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.marks.size === 0) return;
+    const batch = [...this.marks.values()];
+    this.marks = new Map();
+    try {
+      // Only ever forward: a late, smaller mark never moves the pointer back.
+      await this.db.$executeRaw`
+        UPDATE "Participant" p SET "lastDeliveredMessageId" = v.m
+        FROM unnest(${batch.map((b) => b.conversationId)}::int[], ${batch.map((b) => b.userId)}::int[], ${batch.map((b) => b.messageId)}::int[]) AS v(c, u, m)
+        WHERE p."conversationId" = v.c AND p."userId" = v.u
+          AND (p."lastDeliveredMessageId" IS NULL OR p."lastDeliveredMessageId" < v.m)`;
+    } catch (err) {
+      this.log.warn({ err }, 'recording deliveries failed');
+    }
+  }
+}

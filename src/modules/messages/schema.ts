@@ -1,0 +1,112 @@
+import { resolveCursorConnection, type DefaultConnectionArguments } from '@pothos/plugin-relay';
+import { builder } from '../../graphql/builder.ts';
+import { loader, type Context } from '../../graphql/context.ts';
+import type { FileSnapshot, MessageSnapshot } from '../../lib/events.ts';
+import { requireReadable } from '../conversations/access.ts';
+import { asUser, UserRef } from '../users/schema.ts';
+import { deleteMessage, editMessage, markConversationRead, messagePage, sendMessage, setTyping } from './service.ts';
+import { messageStatuses } from './status.ts';
+
+export const MessageKind = builder.enumType('MessageKind', {
+  values: ['TEXT', 'IMAGE', 'FILE', 'AUDIO', 'VIDEO', 'SYSTEM'] as const,
+});
+export const MessageStatus = builder.enumType('MessageStatus', {
+  description: 'SENT, then DELIVERED once a recipient got it, then READ once every other participant read it.',
+  values: ['SENT', 'DELIVERED', 'READ'] as const,
+});
+
+export const FileRef = builder.objectRef<FileSnapshot>('File').implement({
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    name: t.exposeString('name'),
+    size: t.exposeInt('size'),
+    mimeType: t.exposeString('mimeType'),
+    width: t.exposeInt('width', { nullable: true }),
+    height: t.exposeInt('height', { nullable: true }),
+    createdAt: t.field({ type: 'DateTime', resolve: (f) => f.createdAt as unknown as Date }),
+  }),
+});
+
+type ReplySnapshot = NonNullable<MessageSnapshot['replyTo']>;
+export const MessageRef = builder.objectRef<MessageSnapshot | ReplySnapshot>('Message');
+MessageRef.implement({
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    conversationId: t.exposeID('conversationId'),
+    seq: t.exposeInt('seq', { description: 'Position in the conversation: 1, 2, 3… with no gaps.' }),
+    sender: t.field({ type: UserRef, nullable: true, resolve: (m) => (m.sender ? asUser(m.sender) : null) }),
+    content: t.exposeString('content', { description: 'Plain text, exactly as sent; never HTML.' }),
+    kind: t.field({ type: MessageKind, resolve: (m) => m.kind }),
+    attachments: t.field({ type: [FileRef], resolve: (m) => m.attachments ?? [] }),
+    replyTo: t.field({ type: MessageRef, nullable: true, resolve: (m) => m.replyTo ?? null }),
+    isEdited: t.boolean({ resolve: (m) => m.editedAt !== null }),
+    editedAt: t.field({ type: 'DateTime', nullable: true, resolve: (m) => m.editedAt as unknown as Date | null }),
+    createdAt: t.field({ type: 'DateTime', resolve: (m) => m.createdAt as unknown as Date }),
+    clientId: t.exposeString('clientId', { nullable: true }),
+    status: t.field({
+      type: MessageStatus,
+      resolve: (m, _args, ctx) => loader(ctx, 'messageStatus', (keys: readonly typeof m[]) => messageStatuses(ctx, keys)).load(m),
+    }),
+  }),
+});
+
+/** History of a conversation, newest page by default; catch up with `after: <last id seen>`. */
+export function messagesConnection(ctx: Context, conversationId: number, args: DefaultConnectionArguments) {
+  const paging = args.first == null && args.last == null && args.after == null ? { ...args, last: 50 } : args;
+  return resolveCursorConnection<Promise<MessageSnapshot[]>>(
+    { args: paging, toCursor: (m) => String(m.id), defaultSize: 50, maxSize: 200 },
+    (page) => messagePage(ctx, conversationId, page),
+  );
+}
+
+builder.queryFields((t) => ({
+  messages: t.connection({
+    type: MessageRef,
+    authScopes: { signedIn: true },
+    args: { conversationId: t.arg.id({ required: true }) },
+    resolve: async (_root, { conversationId, ...args }, ctx) => {
+      const { conversation } = await requireReadable(ctx, conversationId);
+      return messagesConnection(ctx, conversation.id, args);
+    },
+  }),
+}));
+
+const SendMessageInput = builder.inputType('SendMessageInput', {
+  fields: (t) => ({
+    conversationId: t.id({ description: 'Where to send; or give recipientId instead.' }),
+    recipientId: t.id({ description: 'Sends to the direct conversation with this user, made if needed.' }),
+    content: t.string(),
+    kind: t.field({ type: MessageKind }),
+    attachmentIds: t.idList(),
+    replyToId: t.id(),
+    clientId: t.string({ description: 'Your id for this send: sending it again returns the first message.' }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  sendMessage: t.field({
+    type: MessageRef,
+    authScopes: { signedIn: true },
+    args: { input: t.arg({ type: SendMessageInput, required: true }) },
+    resolve: (_root, { input }, ctx) => sendMessage(ctx, input),
+  }),
+  editMessage: t.field({
+    type: MessageRef,
+    authScopes: { signedIn: true },
+    args: { id: t.arg.id({ required: true }), content: t.arg.string({ required: true }) },
+    resolve: (_root, { id, content }, ctx) => editMessage(ctx, id, content),
+  }),
+  deleteMessage: t.id({
+    description: 'Deletes a message (its sender, or an admin) and returns its id.',
+    authScopes: { signedIn: true },
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, { id }, ctx) => deleteMessage(ctx, id),
+  }),
+  setTyping: t.boolean({
+    authScopes: { signedIn: true },
+    args: { conversationId: t.arg.id({ required: true }), isTyping: t.arg.boolean({ required: true }) },
+    resolve: (_root, { conversationId, isTyping }, ctx) => setTyping(ctx, conversationId, isTyping),
+  }),
+}));
+
+export { markConversationRead };

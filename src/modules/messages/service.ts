@@ -1,0 +1,277 @@
+import { z } from 'zod';
+import type { File, MessageKind } from '../../generated/prisma/client.ts';
+import type { Context } from '../../graphql/context.ts';
+import { badInput, forbidden, notFound } from '../../graphql/errors.ts';
+import { topics, type BusEvent, type MessageSnapshot } from '../../lib/events.ts';
+import { parseInput, uniqueViolation } from '../../lib/validation.ts';
+import { parseId, requireMember, requireReadable, viewerId } from '../conversations/access.ts';
+import { announceUpdate, ensureDirectConversation, memberIds } from '../conversations/service.ts';
+import { messageInclude, messageSnapshot, userSnapshot } from './snapshot.ts';
+
+export const MAX_CONTENT = 10_000;
+const MAX_ATTACHMENTS = 10;
+
+const contentRule = z.string().trim().max(MAX_CONTENT, `must be at most ${MAX_CONTENT} characters`);
+
+const sendRules = z
+  .object({
+    conversationId: z.union([z.string(), z.number()]).nullish(),
+    recipientId: z.union([z.string(), z.number()]).nullish(),
+    content: contentRule.nullish(),
+    kind: z.enum(['TEXT', 'IMAGE', 'FILE', 'AUDIO', 'VIDEO'], 'SYSTEM messages are written by the server').nullish(),
+    attachmentIds: z.array(z.union([z.string(), z.number()])).max(MAX_ATTACHMENTS, `must list at most ${MAX_ATTACHMENTS} files`).nullish(),
+    replyToId: z.union([z.string(), z.number()]).nullish(),
+    clientId: z.string().trim().min(1, 'must not be empty').max(64, 'must be at most 64 characters').nullish(),
+  })
+  .superRefine((v, ctx) => {
+    if ((v.conversationId == null) === (v.recipientId == null)) {
+      ctx.addIssue({ code: 'custom', path: ['conversationId'], message: 'give exactly one of conversationId and recipientId' });
+    }
+    if (!v.content && !v.attachmentIds?.length) {
+      ctx.addIssue({ code: 'custom', path: ['content'], message: 'must not be empty' });
+    }
+  });
+
+/** The message kind its files imply when the sender did not say. */
+function kindFromFiles(files: File[]): MessageKind {
+  const families = new Set(files.map((f) => f.mimeType.split('/')[0]));
+  if (families.size === 1) {
+    const [family] = families;
+    if (family === 'image') return 'IMAGE';
+    if (family === 'audio') return 'AUDIO';
+    if (family === 'video') return 'VIDEO';
+  }
+  return 'FILE';
+}
+
+/**
+ * Sends a message. Messages of one conversation are numbered under the conversation's row
+ * lock, so they commit in order with no gap in `seq`; events go out after the commit. The
+ * same sender sending the same clientId again gets the first message back (a unique index
+ * decides, not a cache), and no second event.
+ */
+export async function sendMessage(ctx: Context, input: unknown): Promise<MessageSnapshot> {
+  const me = viewerId(ctx);
+  const data = parseInput(sendRules, input);
+  if (data.clientId) {
+    const earlier = await findByClientId(ctx, me, data.clientId);
+    if (earlier) return earlier;
+  }
+  const target = data.conversationId ?? (await ensureDirectConversation(ctx, data.recipientId!)).id;
+  const { conversation } = await requireMember(ctx, target);
+
+  const replyToId = data.replyToId == null ? null : Number(data.replyToId);
+  if (replyToId !== null) {
+    const original = Number.isSafeInteger(replyToId)
+      ? await ctx.db.message.findUnique({ where: { id: replyToId }, select: { conversationId: true, deletedAt: true } })
+      : null;
+    if (!original || original.deletedAt) throw badInput({ replyToId: 'no such message' });
+    if (original.conversationId !== conversation.id) throw badInput({ replyToId: 'must be a message of the same conversation' });
+  }
+  const files = await attachableFiles(ctx, data.attachmentIds ?? [], conversation.id);
+
+  let record;
+  try {
+    record = await ctx.db.$transaction(async (tx) => {
+      const { lastSeq } = await tx.conversation.update({
+        where: { id: conversation.id },
+        data: { lastSeq: { increment: 1 }, lastActivityAt: new Date() },
+        select: { lastSeq: true },
+      });
+      const message = await tx.message.create({
+        data: {
+          conversationId: conversation.id,
+          seq: lastSeq,
+          senderId: me,
+          kind: data.kind ?? (files.length ? kindFromFiles(files) : 'TEXT'),
+          content: data.content ?? '',
+          replyToId,
+          clientId: data.clientId ?? null,
+        },
+      });
+      if (files.length) {
+        await tx.file.updateMany({
+          where: { id: { in: files.map((f) => f.id) } },
+          data: { messageId: message.id, conversationId: conversation.id },
+        });
+      }
+      await tx.conversation.update({ where: { id: conversation.id }, data: { lastMessageId: message.id } });
+      return tx.message.findUniqueOrThrow({ where: { id: message.id }, include: messageInclude });
+    });
+  } catch (err) {
+    // The same clientId sent twice at once: the first insert won; answer with its message.
+    if (data.clientId && uniqueViolation(err)) {
+      const earlier = await findByClientId(ctx, me, data.clientId);
+      if (earlier) return earlier;
+    }
+    throw err;
+  }
+  const message = messageSnapshot(record);
+  const event: BusEvent = { type: 'messageAdded', conversationId: conversation.id, message };
+  await ctx.bus.publish(topics.conversation(conversation.id), event);
+  // A public room's traffic goes to those who watch it; members of the others hear of it everywhere.
+  if (conversation.kind !== 'PUBLIC') {
+    const members = await memberIds(ctx, conversation.id);
+    await Promise.all(members.map((id) => ctx.bus.publish(topics.user(id), event)));
+    await announceUpdate(ctx, conversation.id, members);
+  }
+  if (message.sender) await ctx.typing.stopIfTyping(conversation.id, message.sender);
+  return message;
+}
+
+async function findByClientId(ctx: Context, senderId: number, clientId: string): Promise<MessageSnapshot | null> {
+  const found = await ctx.db.message.findUnique({
+    where: { senderId_clientId: { senderId, clientId } },
+    include: messageInclude,
+  });
+  return found ? messageSnapshot(found) : null;
+}
+
+/** Files the sender uploaded, not yet attached, and not uploaded to another conversation. */
+async function attachableFiles(ctx: Context, ids: Array<string | number>, conversationId: number): Promise<File[]> {
+  if (ids.length === 0) return [];
+  const wanted = [...new Set(ids.map(Number))];
+  const files = wanted.every(Number.isSafeInteger)
+    ? await ctx.db.file.findMany({ where: { id: { in: wanted }, deletedAt: null } })
+    : [];
+  for (const id of wanted) {
+    const file = files.find((f) => f.id === id);
+    if (!file || file.uploaderId !== ctx.viewer!.id) throw badInput({ attachmentIds: `file ${id} is not one of your uploads` });
+    if (file.messageId !== null) throw badInput({ attachmentIds: `file ${id} is already attached to a message` });
+    if (file.conversationId !== null && file.conversationId !== conversationId) {
+      throw badInput({ attachmentIds: `file ${id} was uploaded to another conversation` });
+    }
+  }
+  return files;
+}
+
+async function ownMessage(ctx: Context, id: string | number, allowAdmin: boolean) {
+  const me = viewerId(ctx);
+  const messageId = parseId(id, 'Message');
+  const message = await ctx.db.message.findUnique({ where: { id: messageId }, include: { conversation: true } });
+  if (!message || message.deletedAt) throw notFound('Message');
+  await requireReadable(ctx, message.conversationId);
+  const isAdmin = allowAdmin && ctx.viewer!.role === 'ADMIN';
+  if (message.senderId !== me && !isAdmin) throw forbidden('Only the sender can change this message');
+  return message;
+}
+
+export async function editMessage(ctx: Context, id: string, content: string): Promise<MessageSnapshot> {
+  const message = await ownMessage(ctx, id, false);
+  const text = parseInput(z.object({ content: contentRule }), { content }).content;
+  const hasFiles = (await ctx.db.file.count({ where: { messageId: message.id, deletedAt: null } })) > 0;
+  if (!text && !hasFiles) throw badInput({ content: 'must not be empty' });
+  const record = await ctx.db.message.update({
+    where: { id: message.id },
+    data: { content: text, editedAt: new Date() },
+    include: messageInclude,
+  });
+  const snapshot = messageSnapshot(record);
+  await ctx.bus.publish(topics.conversation(message.conversationId), {
+    type: 'messageEdited',
+    conversationId: message.conversationId,
+    message: snapshot,
+  });
+  if (message.conversation.lastMessageId === message.id && message.conversation.kind !== 'PUBLIC') {
+    await announceUpdate(ctx, message.conversationId, await memberIds(ctx, message.conversationId));
+  }
+  return snapshot;
+}
+
+/** Removes a message from history (sender or site admin); the others are told. */
+export async function deleteMessage(ctx: Context, id: string): Promise<number> {
+  const message = await ownMessage(ctx, id, true);
+  await ctx.db.$transaction(async (tx) => {
+    await tx.message.update({ where: { id: message.id }, data: { deletedAt: new Date(), content: '' } });
+    if (message.conversation.lastMessageId === message.id) {
+      const previous = await tx.message.findFirst({
+        where: { conversationId: message.conversationId, deletedAt: null },
+        orderBy: { id: 'desc' },
+        select: { id: true },
+      });
+      await tx.conversation.update({ where: { id: message.conversationId }, data: { lastMessageId: previous?.id ?? null } });
+    }
+  });
+  await ctx.bus.publish(topics.conversation(message.conversationId), {
+    type: 'messageDeleted',
+    conversationId: message.conversationId,
+    messageId: message.id,
+  });
+  if (message.conversation.kind !== 'PUBLIC') {
+    await announceUpdate(ctx, message.conversationId, await memberIds(ctx, message.conversationId));
+  }
+  return message.id;
+}
+
+/** One page of history, in id order, for `resolveCursorConnection`. */
+export async function messagePage(
+  ctx: Context,
+  conversationId: number,
+  page: { before?: string; after?: string; limit: number; inverted: boolean },
+): Promise<MessageSnapshot[]> {
+  const cursor = (value: string | undefined, name: string) => {
+    if (value === undefined) return undefined;
+    const n = Number(value);
+    if (!Number.isSafeInteger(n)) throw badInput({ [name]: 'must be a message cursor (a message id)' });
+    return n;
+  };
+  const after = cursor(page.after, 'after');
+  const before = cursor(page.before, 'before');
+  const rows = await ctx.db.message.findMany({
+    where: {
+      conversationId,
+      deletedAt: null,
+      id: { ...(after !== undefined ? { gt: after } : {}), ...(before !== undefined ? { lt: before } : {}) },
+    },
+    orderBy: { id: page.inverted ? 'desc' : 'asc' },
+    take: page.limit,
+    include: messageInclude,
+  });
+  const me = ctx.viewer?.id;
+  const newest = Math.max(0, ...rows.filter((m) => m.senderId !== me).map((m) => m.id));
+  if (me && newest > 0) ctx.delivery.mark(conversationId, me, newest);
+  return rows.map(messageSnapshot);
+}
+
+/** Moves the viewer's read pointer forward (never back) and tells the conversation. */
+export async function markConversationRead(ctx: Context, conversationId: string, messageId?: string | null) {
+  const me = viewerId(ctx);
+  const { conversation, membership } = await requireReadable(ctx, conversationId);
+  if (!membership) throw forbidden('Join this conversation to track what you have read');
+  let upTo: number | null = null;
+  if (messageId != null) {
+    const id = parseId(messageId, 'Message');
+    const message = await ctx.db.message.findUnique({ where: { id }, select: { conversationId: true } });
+    if (!message || message.conversationId !== conversation.id) throw badInput({ messageId: 'must be a message of this conversation' });
+    upTo = id;
+  } else {
+    upTo = conversation.lastMessageId;
+  }
+  if (upTo === null) return conversation;
+  const moved = await ctx.db.$queryRaw<Array<{ lastReadAt: Date }>>`
+    UPDATE "Participant"
+    SET "lastReadMessageId" = ${upTo}, "lastReadAt" = now(),
+        "lastDeliveredMessageId" = GREATEST(COALESCE("lastDeliveredMessageId", 0), ${upTo})
+    WHERE "id" = ${membership.id} AND ("lastReadMessageId" IS NULL OR "lastReadMessageId" < ${upTo})
+    RETURNING "lastReadAt"`;
+  if (moved.length > 0) {
+    const user = await ctx.db.user.findUniqueOrThrow({ where: { id: me } });
+    await ctx.bus.publish(topics.conversation(conversation.id), {
+      type: 'readReceipt',
+      conversationId: conversation.id,
+      user: userSnapshot(user),
+      messageId: upTo,
+      readAt: moved[0].lastReadAt.toISOString(),
+    });
+    await announceUpdate(ctx, conversation.id, [me]);
+  }
+  return conversation;
+}
+
+export async function setTyping(ctx: Context, conversationId: string, isTyping: boolean): Promise<boolean> {
+  const { conversation, membership } = await requireReadable(ctx, conversationId);
+  if (!membership) throw forbidden('Join this conversation to type in it');
+  const user = await ctx.db.user.findUniqueOrThrow({ where: { id: membership.userId } });
+  await ctx.typing.set(conversation.id, userSnapshot(user), isTyping);
+  return true;
+}
