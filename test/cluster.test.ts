@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectWs, gql, nextEvent, signUp, subscribe } from './helpers/clients.ts';
+import { ConversationEvents, directBetween, listening, send, SetTyping } from './helpers/chat.ts';
 import { BanUser, Login, Presence } from './helpers/operations.ts';
 import { spawnServer } from './helpers/process.ts';
 import { startServer, uniqueName, usingServices, type TestServer } from './helpers/server.ts';
@@ -78,6 +79,24 @@ describe.runIf(usingServices)('two instances on one PostgreSQL and Redis', () =>
     const offline = await nextEvent(events, 'offline after the heartbeat lapsed', 15_000);
     expect(offline.data!.presence.isOnline).toBe(false);
     await onDoomed.client.dispose();
+    await ws.client.dispose();
+  });
+
+  it('delivers a message sent on one instance to a subscriber on the other, in order', async () => {
+    const [sender, reader] = await Promise.all([signUp(a), signUp(b)]);
+    const id = await directBetween(a, sender, reader);
+    const ws = connectWs(b, reader.accessToken);
+    const live = listening(b, `conversation:${id}`);
+    const events = subscribe(ws, ConversationEvents, { conversationId: id });
+    const first = events.next();
+    await live;
+    const sent = await Promise.all(['one', 'two', 'three', 'four', 'five'].map((text) => send(a, sender, id, text)));
+    const received = [(await first).value!];
+    for (let i = 1; i < sent.length; i++) received.push(await nextEvent(events, `message ${i + 1}`));
+    const seqs = received.map((r) => (r.data!.conversationEvents as { message: { seq: number } }).message.seq);
+    expect(seqs).toEqual([1, 2, 3, 4, 5]);
+    await gql(a, SetTyping, { conversationId: id, isTyping: true }, sender.accessToken);
+    expect((await nextEvent(events, 'typing from the other instance')).data!.conversationEvents).toMatchObject({ __typename: 'TypingEvent', isTyping: true });
     await ws.client.dispose();
   });
 

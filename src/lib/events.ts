@@ -212,3 +212,25 @@ export class EventStream implements AsyncIterableIterator<BusEvent> {
     return this;
   }
 }
+
+/**
+ * Wraps a generator that reads `stream` so that ending the result (a client unsubscribing or
+ * disconnecting) ends the stream at once. An async generator alone only acts on `return()`
+ * at its next `yield`, so one waiting for an event that never comes would keep its listeners.
+ */
+export function endsWith<T>(stream: EventStream, body: AsyncGenerator<T>): AsyncIterableIterator<T> {
+  return {
+    next: () => body.next(),
+    async return() {
+      await stream.return();
+      return body.return(undefined);
+    },
+    async throw(error?: unknown) {
+      await stream.return();
+      return body.throw(error);
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}

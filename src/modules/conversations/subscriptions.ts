@@ -1,7 +1,7 @@
 import { builder } from '../../graphql/builder.ts';
 import { loader } from '../../graphql/context.ts';
 import { forbidden } from '../../graphql/errors.ts';
-import { topics, type BusEvent } from '../../lib/events.ts';
+import { endsWith, topics, type BusEvent } from '../../lib/events.ts';
 import { MessageRef } from '../messages/schema.ts';
 import { asUser, UserRef } from '../users/schema.ts';
 import { requireReadable } from './access.ts';
@@ -84,7 +84,7 @@ builder.subscriptionFields((t) => ({
       const events = await ctx.bus.subscribe([topics.conversation(conversation.id)]);
       // Read after listening began: anything newer than this is in the stream, in order.
       const { lastSeq } = await ctx.db.conversation.findUniqueOrThrow({ where: { id: conversation.id }, select: { lastSeq: true } });
-      return conversationStream(ctx, events, conversation, lastSeq + 1);
+      return endsWith(events, conversationStream(ctx, events, conversation, lastSeq + 1));
     },
     resolve: deliver,
   }),
@@ -92,7 +92,10 @@ builder.subscriptionFields((t) => ({
     type: UserEvent,
     description: "New messages in the viewer's direct and group conversations, and changes to their conversations.",
     authScopes: { signedIn: true },
-    subscribe: async (_root, _args, ctx) => userStream(ctx, await ctx.bus.subscribe([topics.user(ctx.viewer!.id)])),
+    subscribe: async (_root, _args, ctx) => {
+      const events = await ctx.bus.subscribe([topics.user(ctx.viewer!.id)]);
+      return endsWith(events, userStream(ctx, events));
+    },
     resolve: deliver,
   }),
 }));

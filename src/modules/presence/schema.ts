@@ -1,7 +1,7 @@
 import { builder } from '../../graphql/builder.ts';
 import type { Context } from '../../graphql/context.ts';
 import { badInput } from '../../graphql/errors.ts';
-import { topics, type BusEvent } from '../../lib/events.ts';
+import { endsWith, topics, type BusEvent, type EventStream } from '../../lib/events.ts';
 import { UserRef } from '../users/schema.ts';
 
 type PresenceChange = Extract<BusEvent, { type: 'presence' }>;
@@ -23,8 +23,7 @@ const PresenceEvent = builder.objectRef<PresenceChange>('PresenceEvent').impleme
 
 const MAX_WATCHED = 200;
 
-async function* presenceStream(ctx: Context, ids: number[]): AsyncGenerator<PresenceChange> {
-  const changes = await ctx.bus.subscribe(ids.map(topics.presence));
+async function* presenceStream(ctx: Context, ids: number[], changes: EventStream): AsyncGenerator<PresenceChange> {
   try {
     const [online, users] = await Promise.all([
       ctx.presence.isOnline(ids),
@@ -46,13 +45,14 @@ builder.subscriptionFields((t) => ({
     description: 'The current state of each user, then every change (online, or offline with lastSeenAt).',
     authScopes: { signedIn: true },
     args: { userIds: t.arg.idList({ required: true }) },
-    subscribe: (_root, { userIds }, ctx) => {
+    subscribe: async (_root, { userIds }, ctx) => {
       // Checked before the stream starts, so a bad request is an ordinary GraphQL error.
       const ids = [...new Set(userIds.map(Number))];
       if (ids.length > MAX_WATCHED || ids.some((id) => !Number.isSafeInteger(id))) {
         throw badInput({ userIds: `must be at most ${MAX_WATCHED} numeric user ids` });
       }
-      return presenceStream(ctx, ids);
+      const changes = await ctx.bus.subscribe(ids.map(topics.presence));
+      return endsWith(changes, presenceStream(ctx, ids, changes));
     },
     resolve: (event) => event,
   }),

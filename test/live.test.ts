@@ -1,0 +1,208 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { code, connectWs, gql, nextEvent, signUp, subscribe, type SignedUp } from './helpers/clients.ts';
+import {
+  ConversationEvents,
+  CreateConversation,
+  DeleteMessage,
+  directBetween,
+  EditMessage,
+  History,
+  listening,
+  MarkRead,
+  send,
+  SetTyping,
+  UserEvents,
+} from './helpers/chat.ts';
+import { graphql } from './generated/index.ts';
+import { startServer, type TestServer } from './helpers/server.ts';
+
+const RemoveMember = graphql(`
+  mutation RemoveFromGroup($conversationId: ID!, $userId: ID!) {
+    removeConversationMember(conversationId: $conversationId, userId: $userId) {
+      id
+    }
+  }
+`);
+
+let server: TestServer;
+let alice: SignedUp;
+let bob: SignedUp;
+
+beforeAll(async () => {
+  server = await startServer();
+  [alice, bob] = await Promise.all([signUp(server), signUp(server)]);
+});
+afterAll(() => server?.stop());
+
+/** Bob watching a conversation, live once this resolves. */
+async function watch(user: SignedUp, conversationId: string) {
+  const ws = connectWs(server, user.accessToken);
+  const live = listening(server, `conversation:${conversationId}`);
+  const events = subscribe(ws, ConversationEvents, { conversationId });
+  const first = events.next(); // starts the subscription
+  await live;
+  return { ws, events, first };
+}
+
+describe('conversationEvents', () => {
+  it('delivers added, edited and deleted messages, read receipts and typing to the other participant', async () => {
+    const id = await directBetween(server, alice, bob);
+    const { ws, events, first } = await watch(bob, id);
+
+    const sent = await send(server, alice, id, 'live hello');
+    const added = (await first).value!;
+    expect(added.data!.conversationEvents).toMatchObject({ __typename: 'MessageAddedEvent', message: { id: sent.id, content: 'live hello', sender: { id: alice.id } } });
+
+    await gql(server, EditMessage, { id: sent.id, content: 'live hello!' }, alice.accessToken);
+    expect((await nextEvent(events, 'edit')).data!.conversationEvents).toEqual({
+      __typename: 'MessageEditedEvent',
+      message: { id: sent.id, content: 'live hello!', isEdited: true },
+    });
+
+    await gql(server, SetTyping, { conversationId: id, isTyping: true }, alice.accessToken);
+    expect((await nextEvent(events, 'typing')).data!.conversationEvents).toEqual({
+      __typename: 'TypingEvent',
+      conversationId: id,
+      isTyping: true,
+      user: { id: alice.id },
+    });
+    // Sending ends the sender's typing.
+    const second = await send(server, alice, id, 'second');
+    const afterSend = [(await nextEvent(events)).data!.conversationEvents, (await nextEvent(events)).data!.conversationEvents];
+    expect(afterSend).toContainEqual({ __typename: 'TypingEvent', conversationId: id, isTyping: false, user: { id: alice.id } });
+    expect(afterSend.find((e) => e.__typename === 'MessageAddedEvent')).toMatchObject({ message: { id: second.id } });
+
+    await gql(server, MarkRead, { conversationId: id, messageId: second.id }, alice.accessToken);
+    const receipt = (await nextEvent(events, 'read receipt')).data!.conversationEvents;
+    expect(receipt).toMatchObject({ __typename: 'ReadReceiptEvent', conversationId: id, messageId: second.id, user: { id: alice.id } });
+
+    await gql(server, DeleteMessage, { id: sent.id }, alice.accessToken);
+    expect((await nextEvent(events, 'delete')).data!.conversationEvents).toEqual({
+      __typename: 'MessageDeletedEvent',
+      messageId: sent.id,
+      conversationId: id,
+    });
+    await ws.client.dispose();
+  });
+
+  it('does not send typists their own typing, and stops typing by itself after about 6 seconds', async () => {
+    const id = await directBetween(server, alice, bob);
+    const mine = await watch(alice, id);
+    const theirs = await watch(bob, id);
+    const started = Date.now();
+    await gql(server, SetTyping, { conversationId: id, isTyping: true }, alice.accessToken);
+    expect((await theirs.first).value!.data!.conversationEvents).toMatchObject({ isTyping: true });
+    const stopped = (await nextEvent(theirs.events, 'typing to stop by itself', 10_000)).data!.conversationEvents;
+    expect(stopped).toMatchObject({ __typename: 'TypingEvent', isTyping: false, user: { id: alice.id } });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(5_500);
+    // Alice's own stream saw neither: the first thing it gets is the next message.
+    const next = await send(server, bob, id, 'after typing');
+    expect((await mine.first).value!.data!.conversationEvents).toMatchObject({ __typename: 'MessageAddedEvent', message: { id: next.id } });
+    await Promise.all([mine.ws.client.dispose(), theirs.ws.client.dispose()]);
+  });
+
+  it('marks a message DELIVERED when a recipient’s live connection receives it', async () => {
+    const [writer, reader] = await Promise.all([signUp(server), signUp(server)]);
+    const id = await directBetween(server, writer, reader);
+    const { ws, first } = await watch(reader, id);
+    const sent = await send(server, writer, id, 'are you there?');
+    await first; // the reader never fetches: only the live delivery can mark it
+
+    await server.app.services.delivery.flush();
+    const history = await gql(server, History, { conversationId: id }, writer.accessToken);
+    expect(history.data!.messages.edges.at(-1)!.node).toMatchObject({ id: sent.id, status: 'DELIVERED' });
+    await ws.client.dispose();
+  });
+
+  it('stops a removed member’s stream at once with FORBIDDEN', async () => {
+    const carol = await signUp(server);
+    const made = await gql(server, CreateConversation, { input: { kind: 'GROUP', title: 'Leavers', participantIds: [bob.id, carol.id] } }, alice.accessToken);
+    const id = made.data!.createConversation.id;
+    const { ws, events, first } = await watch(carol, id);
+    await send(server, alice, id, 'before');
+    expect((await first).value!.data!.conversationEvents).toMatchObject({ message: { content: 'before' } });
+    await gql(server, RemoveMember, { conversationId: id, userId: carol.id }, alice.accessToken);
+    await send(server, alice, id, 'after');
+    const last = await nextEvent(events, 'the end of the stream');
+    expect(code(last)).toBe('FORBIDDEN');
+    expect(await events.next()).toMatchObject({ done: true });
+    await ws.client.dispose();
+  });
+});
+
+describe('userEvents', () => {
+  it('carries new messages and conversation updates with the unread count', async () => {
+    const [writer, reader] = await Promise.all([signUp(server), signUp(server)]);
+    const id = await directBetween(server, writer, reader);
+    const ws = connectWs(server, reader.accessToken);
+    const live = listening(server, `user:${reader.id}`);
+    const events = subscribe(ws, UserEvents);
+    const first = events.next();
+    await live;
+    const sent = await send(server, writer, id, 'ping');
+    expect((await first).value!.data!.userEvents).toEqual({ __typename: 'MessageAddedEvent', message: { id: sent.id, content: 'ping', conversationId: id } });
+    expect((await nextEvent(events, 'conversation update')).data!.userEvents).toEqual({
+      __typename: 'ConversationUpdatedEvent',
+      conversation: { id, title: null, unreadCount: 1, lastMessage: { id: sent.id } },
+    });
+    await gql(server, MarkRead, { conversationId: id }, reader.accessToken);
+    expect((await nextEvent(events, 'read update')).data!.userEvents).toMatchObject({ conversation: { id, unreadCount: 0 } });
+    await ws.client.dispose();
+  });
+});
+
+describe('catch-up', () => {
+  it('gets everything sent while disconnected, with no gap and no duplicate', async () => {
+    const id = await directBetween(server, alice, bob);
+    const first = await watch(bob, id);
+    const seen = await send(server, alice, id, 'seen live');
+    expect((await first.first).value!.data!.conversationEvents).toMatchObject({ message: { id: seen.id } });
+    first.ws.client.terminate(); // the network drops
+    await first.ws.closed;
+
+    const missed = [];
+    for (const text of ['missed 1', 'missed 2', 'missed 3']) missed.push((await send(server, alice, id, text)).id);
+
+    const again = await watch(bob, id);
+    const caughtUp = await gql(server, History, { conversationId: id, first: 100, after: seen.id }, bob.accessToken);
+    expect(caughtUp.data!.messages.edges.map((e) => e.node.id)).toEqual(missed);
+    const next = await send(server, alice, id, 'live again');
+    expect((await again.first).value!.data!.conversationEvents).toMatchObject({ message: { id: next.id } });
+    await again.ws.client.dispose();
+  });
+});
+
+describe('subscription clean-up', () => {
+  // A server of its own, so no other test's clients are counted.
+  let fresh: TestServer;
+  beforeAll(async () => {
+    fresh = await startServer();
+  });
+  afterAll(() => fresh?.stop());
+
+  it('is back to the starting counts after 1,000 clients subscribe and go away', async () => {
+    const server = fresh;
+    const metrics = async () => (await (await fetch(`${server.url}/metrics`)).json()) as { websockets: number; subscriptions: number; topics: number; redisChannels: number };
+    const [alice, bob] = await Promise.all([signUp(server), signUp(server)]);
+    const before = await metrics();
+    expect(before.websockets).toBe(0);
+    const id = await directBetween(server, alice, bob);
+    const batches = 10;
+    for (let b = 0; b < batches; b++) {
+      const live = listening(server, `conversation:${id}`, 100);
+      const clients = Array.from({ length: 100 }, () => connectWs(server, bob.accessToken));
+      const streams = clients.map((ws) => subscribe(ws, ConversationEvents, { conversationId: id }).next());
+      await live;
+      // Every one of them is live: each receives this typing event.
+      await gql(server, SetTyping, { conversationId: id, isTyping: b % 2 === 0 }, alice.accessToken);
+      const received = await Promise.all(streams);
+      expect(received.every((r) => r.value?.data?.conversationEvents.__typename === 'TypingEvent')).toBe(true);
+      await Promise.all(clients.map(async (ws) => {
+        await ws.client.dispose();
+        await ws.closed;
+      }));
+    }
+    const after = await metrics();
+    expect(after).toMatchObject({ websockets: 0, subscriptions: before.subscriptions, topics: before.topics, redisChannels: before.redisChannels });
+  }, 120_000);
+});
