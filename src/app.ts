@@ -42,6 +42,7 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
     const services: Services = {
       config,
       db: database.prisma,
+      sql: database.pool,
       bus,
       presence: new PresenceService(store, bus, database.prisma, config.PRESENCE_TTL * 1000, log),
       typing: new TypingTimers(bus),

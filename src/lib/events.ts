@@ -107,7 +107,14 @@ export class EventBus {
     const options = { maxRetriesPerRequest: null, lazyConnect: false };
     const publisher = new Redis(url, options);
     const subscriber = new Redis(url, options);
-    return new EventBus(new RedisPubSub({ publisher, subscriber }), { publisher, subscriber });
+    // One event often goes to many topics (every member of a group): serialise it once.
+    const serialized = new WeakMap<object, string>();
+    const serializer = (payload: object) => {
+      let text = serialized.get(payload);
+      if (text === undefined) serialized.set(payload, (text = JSON.stringify(payload)));
+      return text;
+    };
+    return new EventBus(new RedisPubSub({ publisher, subscriber, serializer }), { publisher, subscriber });
   }
 
   get mode(): 'redis' | 'in-process' {

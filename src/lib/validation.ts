@@ -22,3 +22,13 @@ export function uniqueViolation(err: unknown): string[] | null {
   if (typeof target === 'string') return [target];
   return e.meta?.driverAdapterError?.cause?.constraint?.fields?.map((f) => f.replaceAll('"', '')) ?? [];
 }
+
+/**
+ * A unique-constraint violation, whether Prisma reports it (P2002) or it comes from a raw
+ * statement as PostgreSQL's own code 23505.
+ */
+export function isUniqueViolation(err: unknown): boolean {
+  if (uniqueViolation(err)) return true;
+  const e = err as { code?: string; meta?: { code?: string }; cause?: { originalCode?: string; code?: string } };
+  return e?.meta?.code === '23505' || e?.cause?.originalCode === '23505' || /23505|unique constraint/i.test(String((err as Error)?.message));
+}

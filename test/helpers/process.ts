@@ -15,7 +15,7 @@ export interface ServerProcess {
 /** Runs `npm start`'s entry point as its own process, as an operator would, on a free port. */
 export async function spawnServer(env: Record<string, string> = {}): Promise<ServerProcess> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'chat-proc-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), '--import', 'tsx', 'src/main.ts'], {
     env: {
       ...process.env,
       DATA_DIR: dataDir,

@@ -139,7 +139,7 @@ export async function openSession(services: Services, user: User, deviceKey?: st
 
 function sessionOf(services: Services, user: User, deviceId: number, refreshToken: string): Session {
   const accessToken = services.tokens.signAccess({ sub: String(user.id), sid: deviceId, role: user.role });
-  return { accessToken, refreshToken, user, viewer: { id: user.id, role: user.role, deviceId } };
+  return { accessToken, refreshToken, user, viewer: { id: user.id, role: user.role, deviceId, user } };
 }
 
 async function issueRefreshToken(services: Services, deviceId: number, familyId: string): Promise<string> {

@@ -195,7 +195,9 @@ function touch(db: Pick<Context['db'], 'conversation'>, id: number) {
 }
 
 export async function memberIds(services: Services, conversationId: number): Promise<number[]> {
-  const rows = await services.db.participant.findMany({ where: { conversationId, leftAt: null }, select: { userId: true } });
+  // Raw SQL: read after every message sent to a direct or group conversation.
+  const rows = await services.db.$queryRaw<Array<{ userId: number }>>`
+    SELECT "userId" FROM "Participant" WHERE "conversationId" = ${conversationId} AND "leftAt" IS NULL`;
   return rows.map((r) => r.userId);
 }
 

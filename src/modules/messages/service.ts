@@ -1,12 +1,12 @@
 import { z } from 'zod';
-import type { File, MessageKind } from '../../generated/prisma/client.ts';
+import type { File, Message, MessageKind } from '../../generated/prisma/client.ts';
 import type { Context } from '../../graphql/context.ts';
 import { badInput, forbidden, notFound } from '../../graphql/errors.ts';
 import { topics, type BusEvent, type MessageSnapshot } from '../../lib/events.ts';
-import { parseInput, uniqueViolation } from '../../lib/validation.ts';
+import { isUniqueViolation, parseInput } from '../../lib/validation.ts';
 import { parseId, requireMember, requireReadable, viewerId } from '../conversations/access.ts';
 import { announceUpdate, ensureDirectConversation, memberIds } from '../conversations/service.ts';
-import { messageInclude, messageSnapshot, userSnapshot } from './snapshot.ts';
+import { messageInclude, messageSnapshot, userSnapshot, type MessageRecord } from './snapshot.ts';
 
 export const MAX_CONTENT = 10_000;
 const MAX_ATTACHMENTS = 10;
@@ -60,52 +60,35 @@ export async function sendMessage(ctx: Context, input: unknown): Promise<Message
   const target = data.conversationId ?? (await ensureDirectConversation(ctx, data.recipientId!)).id;
   const { conversation } = await requireMember(ctx, target);
 
-  const replyToId = data.replyToId == null ? null : Number(data.replyToId);
-  if (replyToId !== null) {
-    const original = Number.isSafeInteger(replyToId)
-      ? await ctx.db.message.findUnique({ where: { id: replyToId }, select: { conversationId: true, deletedAt: true } })
-      : null;
-    if (!original || original.deletedAt) throw badInput({ replyToId: 'no such message' });
-    if (original.conversationId !== conversation.id) throw badInput({ replyToId: 'must be a message of the same conversation' });
-  }
+  const replyTo = await replyTarget(ctx, data.replyToId, conversation.id);
   const files = await attachableFiles(ctx, data.attachmentIds ?? [], conversation.id);
+  const kind = data.kind ?? (files.length ? kindFromFiles(files) : 'TEXT');
 
-  let record;
+  let stored: Message;
   try {
-    record = await ctx.db.$transaction(async (tx) => {
-      const { lastSeq } = await tx.conversation.update({
-        where: { id: conversation.id },
-        data: { lastSeq: { increment: 1 }, lastActivityAt: new Date() },
-        select: { lastSeq: true },
-      });
-      const message = await tx.message.create({
-        data: {
-          conversationId: conversation.id,
-          seq: lastSeq,
-          senderId: me,
-          kind: data.kind ?? (files.length ? kindFromFiles(files) : 'TEXT'),
-          content: data.content ?? '',
-          replyToId,
-          clientId: data.clientId ?? null,
-        },
-      });
-      if (files.length) {
-        await tx.file.updateMany({
-          where: { id: { in: files.map((f) => f.id) } },
-          data: { messageId: message.id, conversationId: conversation.id },
-        });
-      }
-      await tx.conversation.update({ where: { id: conversation.id }, data: { lastMessageId: message.id } });
-      return tx.message.findUniqueOrThrow({ where: { id: message.id }, include: messageInclude });
+    stored = await insertMessage(ctx, {
+      conversationId: conversation.id,
+      senderId: me,
+      kind,
+      content: data.content ?? '',
+      replyToId: replyTo?.id ?? null,
+      clientId: data.clientId ?? null,
+      fileIds: files.map((f) => f.id),
     });
   } catch (err) {
     // The same clientId sent twice at once: the first insert won; answer with its message.
-    if (data.clientId && uniqueViolation(err)) {
+    if (data.clientId && isUniqueViolation(err)) {
       const earlier = await findByClientId(ctx, me, data.clientId);
       if (earlier) return earlier;
     }
     throw err;
   }
+  const record: MessageRecord = {
+    ...stored,
+    sender: ctx.viewer!.user,
+    attachments: files.map((f) => ({ ...f, messageId: stored.id, conversationId: conversation.id })),
+    replyTo,
+  };
   const message = messageSnapshot(record);
   const event: BusEvent = { type: 'messageAdded', conversationId: conversation.id, message };
   await ctx.bus.publish(topics.conversation(conversation.id), event);
@@ -117,6 +100,64 @@ export async function sendMessage(ctx: Context, input: unknown): Promise<Message
   }
   if (message.sender) await ctx.typing.stopIfTyping(conversation.id, message.sender);
   return message;
+}
+
+/**
+ * Writes a message in one short transaction on a plain pg connection (Prisma's interactive
+ * transactions cost several milliseconds each). The conversation's row lock is taken first and
+ * the message id allocated after it, so in every conversation ids and seqs rise together in
+ * commit order: a client catching up "after id N" misses nothing.
+ */
+async function insertMessage(
+  ctx: Context,
+  m: { conversationId: number; senderId: number; kind: MessageKind; content: string; replyToId: number | null; clientId: string | null; fileIds: number[] },
+): Promise<Message> {
+  const client = await ctx.sql.connect();
+  try {
+    await client.query('BEGIN');
+    const { rows: [{ lastSeq }] } = await client.query<{ lastSeq: number }>(
+      `UPDATE "Conversation" SET "lastSeq" = "lastSeq" + 1, "lastActivityAt" = ${UTC_NOW}, "updatedAt" = ${UTC_NOW}
+       WHERE id = $1 RETURNING "lastSeq"`,
+      [m.conversationId],
+    );
+    const { rows: [message] } = await client.query<Message>(
+      `WITH m AS (
+         INSERT INTO "Message" ("conversationId", seq, "senderId", kind, content, "replyToId", "clientId", "createdAt")
+         VALUES ($1, $2, $3, $4::"MessageKind", $5, $6, $7, ${UTC_NOW}) RETURNING *
+       ), last AS (
+         UPDATE "Conversation" c SET "lastMessageId" = m.id FROM m WHERE c.id = m."conversationId"
+       ), files AS (
+         UPDATE "File" f SET "messageId" = m.id, "conversationId" = m."conversationId" FROM m WHERE f.id = ANY($8::int[])
+       )
+       SELECT * FROM m`,
+      [m.conversationId, lastSeq, m.senderId, m.kind, m.content, m.replyToId, m.clientId, m.fileIds],
+    );
+    await client.query('COMMIT');
+    // pg reads timestamp without time zone as local time; the columns hold UTC.
+    return { ...message, createdAt: utc(message.createdAt) };
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** Timestamps are stored as UTC in columns without a time zone (Prisma's convention). */
+const UTC_NOW = `(now() AT TIME ZONE 'UTC')`;
+
+function utc(local: Date): Date {
+  return new Date(local.getTime() - local.getTimezoneOffset() * 60_000);
+}
+
+/** The message replied to: it must exist, be live, and belong to the same conversation. */
+async function replyTarget(ctx: Context, replyToId: string | number | null | undefined, conversationId: number) {
+  if (replyToId == null) return null;
+  const id = Number(replyToId);
+  const original = Number.isSafeInteger(id) ? await ctx.db.message.findUnique({ where: { id }, include: { sender: true } }) : null;
+  if (!original || original.deletedAt) throw badInput({ replyToId: 'no such message' });
+  if (original.conversationId !== conversationId) throw badInput({ replyToId: 'must be a message of the same conversation' });
+  return original;
 }
 
 async function findByClientId(ctx: Context, senderId: number, clientId: string): Promise<MessageSnapshot | null> {
@@ -253,7 +294,7 @@ export async function markConversationRead(ctx: Context, conversationId: string,
   if (upTo === null) return conversation;
   const moved = await ctx.db.$queryRaw<Array<{ lastReadAt: Date }>>`
     UPDATE "Participant"
-    SET "lastReadMessageId" = ${upTo}, "lastReadAt" = now(),
+    SET "lastReadMessageId" = ${upTo}, "lastReadAt" = (now() AT TIME ZONE 'UTC'),
         "lastDeliveredMessageId" = GREATEST(COALESCE("lastDeliveredMessageId", 0), ${upTo})
     WHERE "id" = ${membership.id} AND ("lastReadMessageId" IS NULL OR "lastReadMessageId" < ${upTo})
     RETURNING "lastReadAt"`;
