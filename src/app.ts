@@ -46,7 +46,7 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
       bus,
       presence: new PresenceService(store, bus, database.prisma, config.PRESENCE_TTL * 1000, log),
       typing: new TypingTimers(bus),
-      delivery: new DeliveryTracker(database.prisma, log),
+      delivery: new DeliveryTracker(database.pool, log),
       tokens: new TokenService(await loadJwtSecret(config), config.ACCESS_TOKEN_TTL),
       log,
     };

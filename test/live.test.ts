@@ -130,6 +130,40 @@ describe('conversationEvents', () => {
   });
 });
 
+const PrivateSenderFields = graphql(`
+  subscription PrivateSenderFields($conversationId: ID!) {
+    conversationEvents(conversationId: $conversationId) {
+      ... on MessageAddedEvent {
+        message {
+          id
+          sender {
+            id
+            email
+          }
+        }
+      }
+    }
+  }
+`);
+
+describe('subscribers of one conversation', () => {
+  it('each see private fields only as they may', async () => {
+    const email = `${Date.now()}@example.com`;
+    const [writer, reader] = await Promise.all([signUp(server, { email: `w${email}` }), signUp(server)]);
+    const id = await directBetween(server, writer, reader);
+    const live = listening(server, `conversation:${id}`, 3);
+    const clients = [writer, reader, reader].map((u) => connectWs(server, u.accessToken));
+    const firsts = clients.map((ws) => subscribe(ws, PrivateSenderFields, { conversationId: id }).next());
+    await live;
+    const sent = await send(server, writer, id, 'who sees my email?');
+    const [own, other, another] = (await Promise.all(firsts)).map((r) => r.value!.data!.conversationEvents);
+    expect(own).toEqual({ message: { id: sent.id, sender: { id: writer.id, email: `w${email}` } } });
+    expect(other).toEqual({ message: { id: sent.id, sender: { id: writer.id, email: null } } });
+    expect(another).toEqual(other);
+    await Promise.all(clients.map((ws) => ws.client.dispose()));
+  });
+});
+
 describe('userEvents', () => {
   it('carries new messages and conversation updates with the unread count', async () => {
     const [writer, reader] = await Promise.all([signUp(server), signUp(server)]);

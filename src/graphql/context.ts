@@ -80,12 +80,14 @@ export async function authenticate(
     const reason = err instanceof TokenError ? err.reason : 'invalid';
     return { viewer: null, authProblem: reason === 'expired' ? 'Access token expired' : 'Access token invalid' };
   }
-  // Raw SQL: this runs for every request and subscription, and Prisma's query compiler costs
+  // Plain SQL: this runs for every request and subscription, and Prisma's query compiler costs
   // a few milliseconds per query where the statement itself takes a fraction of one.
-  const [row] = await services.db.$queryRaw<Array<User & { deviceRevokedAt: Date | null }>>`
-    SELECT u.*, d."revokedAt" AS "deviceRevokedAt"
-    FROM "Device" d JOIN "User" u ON u.id = d."userId"
-    WHERE d.id = ${claims.sid}`;
+  const { rows: [row] } = await services.sql.query<User & { deviceRevokedAt: Date | null }>(
+    `SELECT u.*, d."revokedAt" AS "deviceRevokedAt"
+     FROM "Device" d JOIN "User" u ON u.id = d."userId"
+     WHERE d.id = $1`,
+    [claims.sid],
+  );
   if (!row || row.deviceRevokedAt || String(row.id) !== claims.sub) {
     return { viewer: null, authProblem: 'Session ended; sign in again' };
   }

@@ -16,6 +16,18 @@ export interface Database {
   close(): Promise<void>;
 }
 
+const TIMESTAMP_WITHOUT_TIME_ZONE = 1114;
+
+/**
+ * Timestamps are stored as UTC in columns without a time zone (Prisma's convention); plain pg
+ * would read them as local time. Prisma's adapter passes its own parsers, so this only
+ * affects our raw queries on the pool.
+ */
+const getTypeParser = ((oid: number, format?: 'text' | 'binary') =>
+  oid === TIMESTAMP_WITHOUT_TIME_ZONE && format !== 'binary'
+    ? (value: string) => new Date(`${value.replace(' ', 'T')}Z`)
+    : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser;
+
 /**
  * PostgreSQL through `pg` when DATABASE_URL is set; otherwise PGlite (PostgreSQL compiled to
  * WASM) stored under DATA_DIR and served on a private loopback port, so the same driver
@@ -39,7 +51,7 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
     };
   }
   // PGlite is one backend: a single pooled connection keeps every query in order on it.
-  const pool = new pg.Pool({ connectionString, max: embedded ? 1 : config.DATABASE_POOL_SIZE });
+  const pool = new pg.Pool({ connectionString, max: embedded ? 1 : config.DATABASE_POOL_SIZE, types: { getTypeParser } });
   pool.on('error', (err) => log.error({ err }, 'database pool error'));
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   return {

@@ -195,9 +195,11 @@ function touch(db: Pick<Context['db'], 'conversation'>, id: number) {
 }
 
 export async function memberIds(services: Services, conversationId: number): Promise<number[]> {
-  // Raw SQL: read after every message sent to a direct or group conversation.
-  const rows = await services.db.$queryRaw<Array<{ userId: number }>>`
-    SELECT "userId" FROM "Participant" WHERE "conversationId" = ${conversationId} AND "leftAt" IS NULL`;
+  // Plain SQL: read after every message sent to a direct or group conversation.
+  const { rows } = await services.sql.query<{ userId: number }>(
+    `SELECT "userId" FROM "Participant" WHERE "conversationId" = $1 AND "leftAt" IS NULL`,
+    [conversationId],
+  );
   return rows.map((r) => r.userId);
 }
 

@@ -48,7 +48,7 @@ export async function* conversationStream(
           orderBy: { seq: 'asc' },
         });
         for (const m of missing) {
-          if (!m.deletedAt) yield added(ctx, m.conversationId, messageSnapshot(m));
+          if (!m.deletedAt) yield delivered(ctx, { type: 'messageAdded', conversationId: m.conversationId, message: messageSnapshot(m) });
         }
         expected = firstHeld;
         yield* deliverInOrder();
@@ -61,7 +61,7 @@ export async function* conversationStream(
         case 'messageAdded': {
           const { seq } = event.message;
           if (seq < expected) break; // already delivered (or from before this subscription)
-          held.set(seq, added(ctx, conversation.id, event.message));
+          held.set(seq, delivered(ctx, event));
           yield* deliverInOrder();
           break;
         }
@@ -83,17 +83,20 @@ export async function* conversationStream(
   }
 }
 
-/** A message reaching a recipient's live connection marks it delivered for them. */
-function added(ctx: Context, conversationId: number, message: Added['message']): Added {
-  if (message.senderId !== ctx.viewer!.id) ctx.delivery.mark(conversationId, ctx.viewer!.id, message.id);
-  return { type: 'messageAdded', conversationId, message };
+/**
+ * A message reaching a recipient's live connection marks it delivered for them. The event
+ * object itself passes on unchanged: subscribers share results by event identity.
+ */
+function delivered(ctx: Context, event: Added): Added {
+  if (event.message.senderId !== ctx.viewer!.id) ctx.delivery.mark(event.conversationId, ctx.viewer!.id, event.message.id);
+  return event;
 }
 
 /** Everything addressed to one user, with deliveries recorded as they go out. */
 export async function* userStream(ctx: Context, events: EventStream): AsyncGenerator<StreamItem> {
   try {
     for await (const event of events) {
-      if (event.type === 'messageAdded') yield added(ctx, event.conversationId, event.message);
+      if (event.type === 'messageAdded') yield delivered(ctx, event);
       else if (event.type === 'conversationUpdated') yield event;
     }
   } finally {

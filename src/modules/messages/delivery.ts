@@ -1,4 +1,4 @@
-import type { Db } from '../../lib/db.ts';
+import type pg from 'pg';
 import type { Logger } from '../../lib/logger.ts';
 
 /**
@@ -11,7 +11,7 @@ export class DeliveryTracker {
   private timer?: NodeJS.Timeout;
 
   constructor(
-    private readonly db: Db,
+    private readonly sql: pg.Pool,
     private readonly log: Logger,
     private readonly flushMs = 200,
   ) {}
@@ -32,11 +32,13 @@ export class DeliveryTracker {
     this.marks = new Map();
     try {
       // Only ever forward: a late, smaller mark never moves the pointer back.
-      await this.db.$executeRaw`
-        UPDATE "Participant" p SET "lastDeliveredMessageId" = v.m
-        FROM unnest(${batch.map((b) => b.conversationId)}::int[], ${batch.map((b) => b.userId)}::int[], ${batch.map((b) => b.messageId)}::int[]) AS v(c, u, m)
-        WHERE p."conversationId" = v.c AND p."userId" = v.u
-          AND (p."lastDeliveredMessageId" IS NULL OR p."lastDeliveredMessageId" < v.m)`;
+      await this.sql.query(
+        `UPDATE "Participant" p SET "lastDeliveredMessageId" = v.m
+         FROM unnest($1::int[], $2::int[], $3::int[]) AS v(c, u, m)
+         WHERE p."conversationId" = v.c AND p."userId" = v.u
+           AND (p."lastDeliveredMessageId" IS NULL OR p."lastDeliveredMessageId" < v.m)`,
+        [batch.map((b) => b.conversationId), batch.map((b) => b.userId), batch.map((b) => b.messageId)],
+      );
     } catch (err) {
       this.log.warn({ err }, 'recording deliveries failed');
     }

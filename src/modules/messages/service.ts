@@ -133,8 +133,7 @@ async function insertMessage(
       [m.conversationId, lastSeq, m.senderId, m.kind, m.content, m.replyToId, m.clientId, m.fileIds],
     );
     await client.query('COMMIT');
-    // pg reads timestamp without time zone as local time; the columns hold UTC.
-    return { ...message, createdAt: utc(message.createdAt) };
+    return message;
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
     throw err;
@@ -145,10 +144,6 @@ async function insertMessage(
 
 /** Timestamps are stored as UTC in columns without a time zone (Prisma's convention). */
 const UTC_NOW = `(now() AT TIME ZONE 'UTC')`;
-
-function utc(local: Date): Date {
-  return new Date(local.getTime() - local.getTimezoneOffset() * 60_000);
-}
 
 /** The message replied to: it must exist, be live, and belong to the same conversation. */
 async function replyTarget(ctx: Context, replyToId: string | number | null | undefined, conversationId: number) {
