@@ -129,6 +129,24 @@ async function ours(name: string, env: Record<string, string>): Promise<Result> 
     return { id: d.createConversation.id as string, owner };
   });
 
+  // Memory first, while the process holds little garbage from the load phases.
+  const before = await rssOf(server.child);
+  const idle: Client[] = [];
+  await mapLimit(Array.from({ length: IDLE }), 100, async (_, i) => {
+    const user = subscribers[i % subscribers.length];
+    await new Promise<void>((resolve) => {
+      const client = createClient({ url: `${server.url.replace('http', 'ws')}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${user.token}` }, lazy: false, retryAttempts: 0, on: { connected: () => resolve() } });
+      idle.push(client);
+      client.subscribe({ query: 'subscription { userEvents { __typename } }' }, { next: () => {}, error: () => {}, complete: () => {} });
+    });
+  });
+  await sleep(2000);
+  const bytesPerIdleConnection = Math.round(((await rssOf(server.child)) - before) / IDLE);
+  await Promise.all(idle.map((c) => c.dispose()));
+  const metrics = async () => (await (await fetch(`${server.url}/metrics`)).json()) as { subscriptions: number; websockets: number };
+  while ((await metrics()).websockets > 0) await sleep(100);
+  const baseline = (await metrics()).subscriptions;
+
   const stats = { latencies: [] as number[], delivered: 0 };
   const clients: Client[] = [];
   await mapLimit(subscribers, 50, async (user, i) => {
@@ -149,8 +167,7 @@ async function ours(name: string, env: Record<string, string>): Promise<Result> 
       },
     );
   });
-  const metrics = async () => (await (await fetch(`${server.url}/metrics`)).json()) as { subscriptions: number };
-  while ((await metrics()).subscriptions < SUBSCRIBERS) await sleep(100);
+  while ((await metrics()).subscriptions < baseline + SUBSCRIBERS) await sleep(100);
 
   const sendFns = senders.map((sender, s) => {
     const mine = conversations.filter((_, c) => c % SENDERS === s);
@@ -162,19 +179,6 @@ async function ours(name: string, env: Record<string, string>): Promise<Result> 
   const measured = await measure(name, sendFns, stats, perConversation);
   await Promise.all(clients.map((c) => c.dispose()));
 
-  const before = await rssOf(server.child);
-  const idle: Client[] = [];
-  await mapLimit(Array.from({ length: IDLE }), 100, async (_, i) => {
-    const user = subscribers[i % subscribers.length];
-    await new Promise<void>((resolve) => {
-      const client = createClient({ url: `${server.url.replace('http', 'ws')}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${user.token}` }, lazy: false, retryAttempts: 0, on: { connected: () => resolve() } });
-      idle.push(client);
-      client.subscribe({ query: 'subscription { userEvents { __typename } }' }, { next: () => {}, error: () => {}, complete: () => {} });
-    });
-  });
-  await sleep(2000);
-  const bytesPerIdleConnection = Math.round(((await rssOf(server.child)) - before) / IDLE);
-  await Promise.all(idle.map((c) => c.dispose()));
   server.child.kill('SIGTERM');
   await server.exited;
   return { ...measured, bytesPerIdleConnection };
@@ -197,6 +201,11 @@ async function reference(): Promise<Result> {
       });
     });
   const perConversation = Math.ceil(SUBSCRIBERS / CONVERSATIONS);
+  const before = await rssOf(child);
+  const idle = await mapLimit(Array.from({ length: IDLE }), 100, (_, i) => open(`idle${i % CONVERSATIONS}`));
+  await sleep(2000);
+  const bytesPerIdleConnection = Math.round(((await rssOf(child)) - before) / IDLE);
+  for (const s of idle) s.close();
   const stats = { latencies: [] as number[], delivered: 0 };
   const subscribers = await mapLimit(Array.from({ length: SUBSCRIBERS }), 100, (_, i) =>
     open(`room${Math.floor(i / perConversation)}`, (data) => {
@@ -220,12 +229,6 @@ async function reference(): Promise<Result> {
   });
   const measured = await measure('reference ws relay', sendFns, stats, perConversation);
   for (const s of subscribers) s.close();
-  await sleep(500);
-  const before = await rssOf(child);
-  const idle = await mapLimit(Array.from({ length: IDLE }), 100, (_, i) => open(`idle${i % CONVERSATIONS}`));
-  await sleep(2000);
-  const bytesPerIdleConnection = Math.round(((await rssOf(child)) - before) / IDLE);
-  for (const s of idle) s.close();
   child.kill('SIGTERM');
   return { ...measured, bytesPerIdleConnection };
 }

@@ -46,9 +46,12 @@ export async function requireReadable(ctx: Context, conversationId: string | num
   return { conversation, membership };
 }
 
-/** row_to_json gives timestamps as strings; the rest of the code expects a Participant row. */
+/**
+ * row_to_json gives timestamps as strings, without a zone since the columns hold UTC; the rest
+ * of the code expects a Participant row.
+ */
 function reviveParticipant(json: Participant): Participant {
-  const date = (v: unknown) => (v == null ? null : new Date(`${String(v)}Z`.replace(/Z+$/, 'Z')));
+  const date = (v: unknown) => (v == null ? null : new Date(`${String(v)}Z`));
   return { ...json, joinedAt: date(json.joinedAt)!, leftAt: date(json.leftAt), lastReadAt: date(json.lastReadAt) };
 }
 

@@ -159,14 +159,13 @@ export async function leaveConversation(ctx: Context, conversationId: string) {
 async function leave(ctx: Context, conversation: Conversation, userId: number) {
   const before = await memberIds(ctx, conversation.id);
   await ctx.db.$transaction(async (tx) => {
-    const left = await tx.participant.update({
+    await tx.participant.update({
       where: { conversationId_userId: { conversationId: conversation.id, userId } },
       data: { leftAt: new Date(), role: 'MEMBER' },
-      select: { role: true },
     });
     // A group without an owner could not be managed: the longest-standing member takes over.
     const hasOwner = await tx.participant.count({ where: { conversationId: conversation.id, leftAt: null, role: 'OWNER' } });
-    if (left && !hasOwner && conversation.kind === 'GROUP') {
+    if (!hasOwner && conversation.kind === 'GROUP') {
       const heir = await tx.participant.findFirst({
         where: { conversationId: conversation.id, leftAt: null },
         orderBy: [{ role: 'asc' }, { joinedAt: 'asc' }],

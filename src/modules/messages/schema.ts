@@ -4,7 +4,7 @@ import { loader, type Context } from '../../graphql/context.ts';
 import type { FileSnapshot, MessageSnapshot } from '../../lib/events.ts';
 import { requireReadable } from '../conversations/access.ts';
 import { asUser, UserRef } from '../users/schema.ts';
-import { deleteMessage, editMessage, markConversationRead, messagePage, sendMessage, setTyping } from './service.ts';
+import { deleteMessage, editMessage, messagePage, sendMessage, setTyping } from './service.ts';
 import { messageStatuses } from './status.ts';
 
 export const MessageKind = builder.enumType('MessageKind', {
@@ -109,4 +109,3 @@ builder.mutationFields((t) => ({
   }),
 }));
 
-export { markConversationRead };

@@ -2,7 +2,6 @@ import { builder } from '../../graphql/builder.ts';
 import type { Context } from '../../graphql/context.ts';
 import { badInput } from '../../graphql/errors.ts';
 import { endsWith, topics, type BusEvent, type EventStream } from '../../lib/events.ts';
-import { UserRef } from '../users/schema.ts';
 
 type PresenceChange = Extract<BusEvent, { type: 'presence' }>;
 
