@@ -12,6 +12,7 @@ import { MemoryPresenceStore, RedisPresenceStore } from './lib/presence-store.ts
 import { loadJwtSecret } from './lib/secrets.ts';
 import { TokenService } from './lib/tokens.ts';
 import { ensureAdmin } from './modules/auth/service.ts';
+import { CallTimer } from './modules/calls/timer.ts';
 import { ensureDefaultRoom } from './modules/conversations/service.ts';
 import { TypingTimers } from './modules/conversations/typing.ts';
 import { DeliveryTracker } from './modules/messages/delivery.ts';
@@ -47,6 +48,7 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
       presence: new PresenceService(store, bus, database.prisma, config.PRESENCE_TTL * 1000, log),
       typing: new TypingTimers(bus),
       delivery: new DeliveryTracker(database.pool, log),
+      calls: new CallTimer(config.CALL_RING_TIMEOUT, log),
       tokens: new TokenService(await loadJwtSecret(config), config.ACCESS_TOKEN_TTL),
       log,
     };
@@ -118,6 +120,7 @@ async function assemble(services: Services, database: Database, instanceId: stri
     instanceId,
     start(port = config.PORT, host = config.HOST) {
       presence.start();
+      services.calls.start(services);
       return new Promise((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => {
@@ -139,6 +142,7 @@ async function assemble(services: Services, database: Database, instanceId: stri
         clearTimeout(grace);
         await presence.stop();
         services.typing.stop();
+        services.calls.stop();
         await services.delivery.flush();
         stopControl();
         await bus.close().catch((err) => log.warn({ err }, 'closing pub/sub failed'));

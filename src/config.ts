@@ -30,6 +30,8 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Seconds a presence heartbeat stays valid; an instance refreshes its own at a third of it. */
   PRESENCE_TTL: z.coerce.number().int().min(2).default(30),
+  /** Seconds a call rings before it becomes MISSED. */
+  CALL_RING_TIMEOUT: z.coerce.number().int().min(1).default(45),
   /** Comma-separated browser origins allowed by CORS; `*` allows any. */
   CORS_ORIGINS: z.string().default('*'),
   /** Seconds SIGTERM waits for open requests before closing the rest. */

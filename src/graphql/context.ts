@@ -7,6 +7,7 @@ import type { Db } from '../lib/db.ts';
 import type { EventBus } from '../lib/events.ts';
 import type { Logger } from '../lib/logger.ts';
 import { TokenError, type TokenService } from '../lib/tokens.ts';
+import type { CallTimer } from '../modules/calls/timer.ts';
 import type { TypingTimers } from '../modules/conversations/typing.ts';
 import type { DeliveryTracker } from '../modules/messages/delivery.ts';
 import type { PresenceService } from '../modules/presence/service.ts';
@@ -21,6 +22,7 @@ export interface Services {
   presence: PresenceService;
   typing: TypingTimers;
   delivery: DeliveryTracker;
+  calls: CallTimer;
   tokens: TokenService;
   log: Logger;
 }

@@ -5,6 +5,7 @@ import '../modules/admin/schema.ts';
 import '../modules/presence/schema.ts';
 import '../modules/messages/schema.ts';
 import '../modules/conversations/schema.ts';
+import '../modules/calls/schema.ts';
 import '../modules/conversations/subscriptions.ts';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -47,6 +47,19 @@ export interface MessageSnapshot {
   replyTo: Omit<MessageSnapshot, 'replyTo' | 'attachments'> & { replyTo?: undefined; attachments?: undefined } | null;
 }
 
+export interface CallSnapshot {
+  id: number;
+  kind: 'AUDIO' | 'VIDEO';
+  status: 'RINGING' | 'IN_PROGRESS' | 'ENDED' | 'REJECTED' | 'MISSED';
+  caller: UserSnapshot;
+  callee: UserSnapshot;
+  startedAt: string;
+  answeredAt: string | null;
+  endedAt: string | null;
+}
+
+export type CallAction = 'INCOMING' | 'ANSWERED' | 'REJECTED' | 'ENDED' | 'MISSED' | 'SIGNAL';
+
 /**
  * Every event that crosses the bus, by type. Payloads are plain JSON (dates as ISO strings)
  * because with Redis they travel between processes; they carry what subscribers select, so
@@ -63,6 +76,8 @@ export type BusEvent =
   | { type: 'memberRemoved'; conversationId: number; userId: number }
   /** On a user's topic: the conversation's last message, unread count, members or title changed. */
   | { type: 'conversationUpdated'; conversationId: number }
+  /** On both parties' topics; `signal` is the offer, answer or ICE candidate being relayed. */
+  | { type: 'call'; action: CallAction; call: CallSnapshot; signal: unknown }
   /** Control events, handled by each instance's transports rather than by subscriptions. */
   | { type: 'userBanned'; userId: number }
   | { type: 'deviceRevoked'; userId: number; deviceId: number };

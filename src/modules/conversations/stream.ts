@@ -97,7 +97,7 @@ export async function* userStream(ctx: Context, events: EventStream): AsyncGener
   try {
     for await (const event of events) {
       if (event.type === 'messageAdded') yield delivered(ctx, event);
-      else if (event.type === 'conversationUpdated') yield event;
+      else if (event.type === 'conversationUpdated' || event.type === 'call') yield event;
     }
   } finally {
     await events.return();

@@ -2,6 +2,7 @@ import { builder } from '../../graphql/builder.ts';
 import { loader } from '../../graphql/context.ts';
 import { forbidden } from '../../graphql/errors.ts';
 import { endsWith, topics, type BusEvent } from '../../lib/events.ts';
+import { CallEvent } from '../calls/schema.ts';
 import { MessageRef } from '../messages/schema.ts';
 import { asUser, UserRef } from '../users/schema.ts';
 import { requireReadable } from './access.ts';
@@ -54,6 +55,7 @@ const typeNames: Partial<Record<BusEvent['type'], string>> = {
   typing: 'TypingEvent',
   readReceipt: 'ReadReceiptEvent',
   conversationUpdated: 'ConversationUpdatedEvent',
+  call: 'CallEvent',
 };
 const resolveType = (event: BusEvent) => typeNames[event.type]!;
 
@@ -62,7 +64,7 @@ const ConversationEvent = builder.unionType('ConversationEvent', {
   resolveType,
 });
 const UserEvent = builder.unionType('UserEvent', {
-  types: [MessageAddedEvent, ConversationUpdatedEvent],
+  types: [MessageAddedEvent, ConversationUpdatedEvent, CallEvent],
   resolveType,
 });
 
@@ -90,7 +92,7 @@ builder.subscriptionFields((t) => ({
   }),
   userEvents: t.field({
     type: UserEvent,
-    description: "New messages in the viewer's direct and group conversations, and changes to their conversations.",
+    description: "New messages in the viewer's direct and group conversations, changes to their conversations, and calls.",
     authScopes: { signedIn: true },
     subscribe: async (_root, _args, ctx) => {
       const events = await ctx.bus.subscribe([topics.user(ctx.viewer!.id)]);

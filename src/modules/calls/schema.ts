@@ -1,0 +1,100 @@
+import { resolveCursorConnection } from '@pothos/plugin-relay';
+import { builder } from '../../graphql/builder.ts';
+import { badInput } from '../../graphql/errors.ts';
+import type { BusEvent, CallSnapshot } from '../../lib/events.ts';
+import { asUser, UserRef } from '../users/schema.ts';
+import { answerCall, callHistory, endCall, rejectCall, sendCallSignal, startCall } from './service.ts';
+
+const CallKind = builder.enumType('CallKind', { values: ['AUDIO', 'VIDEO'] as const });
+const CallStatus = builder.enumType('CallStatus', { values: ['RINGING', 'IN_PROGRESS', 'ENDED', 'REJECTED', 'MISSED'] as const });
+const CallAction = builder.enumType('CallAction', {
+  description: 'What happened: INCOMING carries the offer, ANSWERED the answer, SIGNAL an ICE candidate.',
+  values: ['INCOMING', 'ANSWERED', 'REJECTED', 'ENDED', 'MISSED', 'SIGNAL'] as const,
+});
+
+const date = (value: string | null) => (value ? new Date(value) : null);
+
+export const CallRef = builder.objectRef<CallSnapshot>('Call').implement({
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    kind: t.field({ type: CallKind, resolve: (c) => c.kind }),
+    status: t.field({ type: CallStatus, resolve: (c) => c.status }),
+    caller: t.field({ type: UserRef, resolve: (c) => asUser(c.caller) }),
+    callee: t.field({ type: UserRef, resolve: (c) => asUser(c.callee) }),
+    startedAt: t.field({ type: 'DateTime', resolve: (c) => new Date(c.startedAt) }),
+    answeredAt: t.field({ type: 'DateTime', nullable: true, resolve: (c) => date(c.answeredAt) }),
+    endedAt: t.field({ type: 'DateTime', nullable: true, resolve: (c) => date(c.endedAt) }),
+    duration: t.int({
+      nullable: true,
+      description: 'Seconds from answer to end; 0 for a call that ended unanswered; null while it lasts.',
+      resolve: (c) => {
+        if (!c.endedAt) return null;
+        return c.answeredAt ? Math.round((Date.parse(c.endedAt) - Date.parse(c.answeredAt)) / 1000) : 0;
+      },
+    }),
+  }),
+});
+
+export const CallEvent = builder.objectRef<Extract<BusEvent, { type: 'call' }>>('CallEvent').implement({
+  fields: (t) => ({
+    call: t.field({ type: CallRef, resolve: (e) => e.call }),
+    action: t.field({ type: CallAction, resolve: (e) => e.action }),
+    signal: t.field({ type: 'JSON', nullable: true, resolve: (e) => e.signal ?? null }),
+  }),
+});
+
+const StartCallInput = builder.inputType('StartCallInput', {
+  fields: (t) => ({
+    calleeId: t.id({ required: true }),
+    kind: t.field({ type: CallKind, required: true }),
+    offer: t.field({ type: 'JSON', required: true, description: "The caller's WebRTC offer (an SDP description)." }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  calls: t.connection({
+    type: CallRef,
+    description: "The viewer's calls, newest first.",
+    authScopes: { signedIn: true },
+    resolve: (_root, args, ctx) => {
+      if (args.last != null || args.before != null) throw badInput({ last: 'this list pages forward only: use first and after' });
+      return resolveCursorConnection<Promise<CallSnapshot[]>>(
+        { args, toCursor: (c) => String(c.id), defaultSize: 20, maxSize: 100 },
+        ({ after, limit }) => callHistory(ctx, after === undefined ? undefined : Number(after), limit),
+      );
+    },
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  startCall: t.field({
+    type: CallRef,
+    authScopes: { signedIn: true },
+    args: { input: t.arg({ type: StartCallInput, required: true }) },
+    resolve: (_root, { input }, ctx) => startCall(ctx, input),
+  }),
+  answerCall: t.field({
+    type: CallRef,
+    authScopes: { signedIn: true },
+    args: { id: t.arg.id({ required: true }), answer: t.arg({ type: 'JSON', required: true }) },
+    resolve: (_root, { id, answer }, ctx) => answerCall(ctx, id, answer),
+  }),
+  rejectCall: t.field({
+    type: CallRef,
+    authScopes: { signedIn: true },
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, { id }, ctx) => rejectCall(ctx, id),
+  }),
+  endCall: t.field({
+    type: CallRef,
+    authScopes: { signedIn: true },
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, { id }, ctx) => endCall(ctx, id),
+  }),
+  sendCallSignal: t.boolean({
+    description: 'Relays an ICE candidate (or renegotiation) to the other party.',
+    authScopes: { signedIn: true },
+    args: { id: t.arg.id({ required: true }), signal: t.arg({ type: 'JSON', required: true }) },
+    resolve: (_root, { id, signal }, ctx) => sendCallSignal(ctx, id, signal),
+  }),
+}));
