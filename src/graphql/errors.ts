@@ -28,3 +28,8 @@ export function badInput(fields: Record<string, string>): AppError {
   const [first] = Object.entries(fields);
   return new AppError('BAD_USER_INPUT', first ? `${first[0]}: ${first[1]}` : 'Invalid input', { fields });
 }
+
+/** For lists that page forward only (newest first): refuse `last` / `before` clearly. */
+export function forwardOnly(args: { last?: number | null; before?: string | null }): void {
+  if (args.last != null || args.before != null) throw badInput({ last: 'this list pages forward only: use first and after' });
+}

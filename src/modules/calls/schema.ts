@@ -1,6 +1,6 @@
 import { resolveCursorConnection } from '@pothos/plugin-relay';
 import { builder } from '../../graphql/builder.ts';
-import { badInput } from '../../graphql/errors.ts';
+import { forwardOnly } from '../../graphql/errors.ts';
 import type { BusEvent, CallSnapshot } from '../../lib/events.ts';
 import { asUser, UserRef } from '../users/schema.ts';
 import { answerCall, callHistory, endCall, rejectCall, sendCallSignal, startCall } from './service.ts';
@@ -57,7 +57,7 @@ builder.queryFields((t) => ({
     description: "The viewer's calls, newest first.",
     authScopes: { signedIn: true },
     resolve: (_root, args, ctx) => {
-      if (args.last != null || args.before != null) throw badInput({ last: 'this list pages forward only: use first and after' });
+      forwardOnly(args);
       return resolveCursorConnection<Promise<CallSnapshot[]>>(
         { args, toCursor: (c) => String(c.id), defaultSize: 20, maxSize: 100 },
         ({ after, limit }) => callHistory(ctx, after === undefined ? undefined : Number(after), limit),

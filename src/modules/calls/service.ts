@@ -5,7 +5,7 @@ import { AppError, badInput, forbidden, notFound } from '../../graphql/errors.ts
 import { topics, type CallAction, type CallSnapshot } from '../../lib/events.ts';
 import { parseInput } from '../../lib/validation.ts';
 import { viewerId } from '../conversations/access.ts';
-import { userSnapshot } from '../messages/snapshot.ts';
+import { iso, userSnapshot } from '../messages/snapshot.ts';
 
 /**
  * WebRTC call signalling. Media flows between the browsers; the server keeps the call's state
@@ -15,8 +15,6 @@ import { userSnapshot } from '../messages/snapshot.ts';
 
 type CallRow = Call & { caller: User; callee: User };
 const withParties = { caller: true, callee: true } as const;
-
-const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 export function callSnapshot(call: CallRow): CallSnapshot {
   return {

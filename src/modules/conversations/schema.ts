@@ -2,7 +2,7 @@ import { resolveCursorConnection } from '@pothos/plugin-relay';
 import type { Conversation, Participant, User } from '../../generated/prisma/client.ts';
 import { builder } from '../../graphql/builder.ts';
 import { loader, type Context } from '../../graphql/context.ts';
-import { badInput } from '../../graphql/errors.ts';
+import { forwardOnly } from '../../graphql/errors.ts';
 import { MessageRef, messagesConnection } from '../messages/schema.ts';
 import { markConversationRead } from '../messages/service.ts';
 import { messageInclude, messageSnapshot } from '../messages/snapshot.ts';
@@ -99,7 +99,7 @@ function conversationsConnection(
   args: { first?: number | null; after?: string | null; last?: number | null; before?: string | null },
   fetch: (after: string | undefined, limit: number) => Promise<Conversation[]>,
 ) {
-  if (args.last != null || args.before != null) throw badInput({ last: 'this list pages forward only: use first and after' });
+  forwardOnly(args);
   return resolveCursorConnection<Promise<Conversation[]>>(
     { args, toCursor: conversationCursor, defaultSize: 20, maxSize: 100 },
     ({ after, limit }) => fetch(after, limit),

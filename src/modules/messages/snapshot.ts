@@ -10,7 +10,8 @@ export const messageInclude = {
 
 export type MessageRecord = Prisma.MessageGetPayload<{ include: typeof messageInclude }>;
 
-const iso = (d: Date | null) => (d ? d.toISOString() : null);
+/** A nullable date as events carry it. */
+export const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 export function userSnapshot(user: User): UserSnapshot {
   return {
