@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.ts';
 import type { Services } from './graphql/context.ts';
@@ -19,6 +20,9 @@ import { DeliveryTracker } from './modules/messages/delivery.ts';
 import { PresenceService } from './modules/presence/service.ts';
 import { createGraphQLWebSocketServer } from './transports/graphql-ws.ts';
 import { SocketRegistry } from './transports/socket-registry.ts';
+import { handleMultipart } from './transports/multipart.ts';
+import { serveFile } from './modules/files/http.ts';
+import { LocalStorage } from './storage/storage.ts';
 
 export interface App {
   /** Listens on `port` (0 picks a free one) and resolves with the URL it serves. */
@@ -49,6 +53,7 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
       typing: new TypingTimers(bus),
       delivery: new DeliveryTracker(database.pool, log),
       calls: new CallTimer(config.CALL_RING_TIMEOUT, log),
+      storage: new LocalStorage(path.resolve(config.DATA_DIR, 'uploads')),
       tokens: new TokenService(await loadJwtSecret(config), config.ACCESS_TOKEN_TTL),
       log,
     };
@@ -70,11 +75,23 @@ async function assemble(services: Services, database: Database, instanceId: stri
   const startedAt = Date.now();
 
   const server = http.createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === '/health') return void health(res);
-    if (path === '/metrics') return void sendJson(res, 200, metrics());
-    if (path === '/graphql' || path.startsWith('/graphql/')) return void yoga.handle(req, res);
-    sendJson(res, 404, { error: 'Not found', path });
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const { pathname } = url;
+    const fail = (err: unknown) => {
+      log.error({ err }, 'request failed');
+      if (!res.headersSent) sendJson(res, 500, { error: 'Internal error' });
+      else res.destroy();
+    };
+    if (pathname === '/health') return void health(res);
+    if (pathname === '/metrics') return void sendJson(res, 200, metrics());
+    if (pathname === '/graphql' && req.method === 'POST' && /^multipart\/form-data/i.test(req.headers['content-type'] ?? '')) {
+      return void handleMultipart(services, yoga, req, res).catch(fail);
+    }
+    if (pathname === '/graphql' || pathname.startsWith('/graphql/')) return void yoga.handle(req, res);
+    if ((pathname.startsWith('/files/') || pathname.startsWith('/avatars/')) && (req.method === 'GET' || req.method === 'HEAD')) {
+      return void serveFile(services, req, res, url).catch(fail);
+    }
+    sendJson(res, 404, { error: 'Not found', path: pathname });
   });
   server.on('upgrade', (req, socket, head) => {
     const path = (req.url ?? '/').split('?')[0];

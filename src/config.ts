@@ -30,6 +30,12 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Seconds a presence heartbeat stays valid; an instance refreshes its own at a third of it. */
   PRESENCE_TTL: z.coerce.number().int().min(2).default(30),
+  /** Largest accepted upload, in bytes (25 MB). */
+  MAX_UPLOAD_BYTES: z.coerce.number().int().min(1).default(25 * 1024 * 1024),
+  /** Seconds a signed file link stays valid. */
+  FILE_URL_TTL: z.coerce.number().int().min(1).default(3600),
+  /** The server's public origin for links in responses (e.g. https://chat.example.com); by default the request's Host. */
+  PUBLIC_URL: z.string().url().optional(),
   /** Seconds a call rings before it becomes MISSED. */
   CALL_RING_TIMEOUT: z.coerce.number().int().min(1).default(45),
   /** Comma-separated browser origins allowed by CORS; `*` allows any. */

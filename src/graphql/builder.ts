@@ -16,6 +16,7 @@ export const builder = new SchemaBuilder<{
     ID: { Input: string; Output: string | number };
     DateTime: { Input: Date; Output: Date };
     JSON: { Input: unknown; Output: unknown };
+    Upload: { Input: unknown; Output: never };
   };
   DefaultFieldNullability: false;
 }>({

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import DataLoader from 'dataloader';
 import type pg from 'pg';
 import type { Config } from '../config.ts';
+import type { Storage } from '../storage/storage.ts';
 import type { User } from '../generated/prisma/client.ts';
 import type { Db } from '../lib/db.ts';
 import type { EventBus } from '../lib/events.ts';
@@ -24,6 +25,7 @@ export interface Services {
   delivery: DeliveryTracker;
   calls: CallTimer;
   tokens: TokenService;
+  storage: Storage;
   log: Logger;
 }
 
@@ -41,6 +43,8 @@ export interface Context extends Services {
   /** Why a presented token was not accepted, so "sign in" errors can say it. */
   authProblem: string | null;
   requestId: string;
+  /** This server's origin as the client reached it, for absolute links (PUBLIC_URL wins). */
+  origin: string;
   /** Per-operation DataLoaders, made on first use by `loader()`. */
   loaders: Map<string, DataLoader<unknown, unknown>>;
 }
@@ -100,13 +104,14 @@ export async function authenticate(
 
 export async function createContext(
   services: Services,
-  request: { authorization?: unknown; requestId?: string | null },
+  request: { authorization?: unknown; requestId?: string | null; host?: string | null; forwardedProto?: string | null },
 ): Promise<Context> {
   const auth = await authenticate(services, bearerToken(request.authorization));
   return {
     ...services,
     ...auth,
     requestId: request.requestId || randomUUID(),
+    origin: services.config.PUBLIC_URL?.replace(/\/$/, '') ?? `${request.forwardedProto === 'https' ? 'https' : 'http'}://${request.host ?? `${services.config.HOST}:${services.config.PORT}`}`,
     loaders: new Map(),
   };
 }

@@ -3,6 +3,7 @@ import '../modules/users/schema.ts';
 import '../modules/auth/schema.ts';
 import '../modules/admin/schema.ts';
 import '../modules/presence/schema.ts';
+import '../modules/files/schema.ts';
 import '../modules/messages/schema.ts';
 import '../modules/conversations/schema.ts';
 import '../modules/calls/schema.ts';

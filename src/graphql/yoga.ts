@@ -8,6 +8,8 @@ import { schema } from './schema.ts';
 export interface TransportContext {
   authorization?: unknown;
   requestId?: string;
+  host?: string;
+  forwardedProto?: string;
 }
 
 /** Echoes the request id on every response so a client can quote it when reporting a problem. */
@@ -44,7 +46,7 @@ function isIntendedError(error: unknown): boolean {
 }
 
 /** Turns any other error into "Unexpected error." and logs what it was. */
-function maskError(log: Logger) {
+export function maskError(log: Logger) {
   return (error: unknown, message: string): Error => {
     if (isIntendedError(error)) return error as Error;
     const original = (error as GraphQLError).originalError ?? error;
@@ -71,10 +73,12 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Tran
     graphiql: { title: 'Chat API', subscriptionsProtocol: 'WS' },
     landingPage: false,
     plugins: [requestIdHeader()],
-    context: ({ request, authorization, requestId }) =>
+    context: ({ request, authorization, requestId, host, forwardedProto }) =>
       createContext(services, {
         authorization: authorization ?? request?.headers.get('authorization'),
         requestId: requestId ?? request?.headers.get('x-request-id'),
+        host: host ?? request?.headers.get('x-forwarded-host') ?? request?.headers.get('host'),
+        forwardedProto: forwardedProto ?? request?.headers.get('x-forwarded-proto'),
       }),
   });
 }

@@ -1,4 +1,4 @@
-import { createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 
 export interface AccessClaims {
@@ -23,6 +23,17 @@ export class TokenService {
 
   signAccess(claims: AccessClaims): string {
     return jwt.sign(claims, this.secret, { algorithm: 'HS256', expiresIn: this.accessTtlSeconds });
+  }
+
+  /** An HMAC of `data` (file links), keyed by the same secret as the tokens. */
+  signLink(data: string): string {
+    return createHmac('sha256', this.secret).update(`link:${data}`).digest('base64url');
+  }
+
+  verifyLink(data: string, signature: string): boolean {
+    const expected = Buffer.from(this.signLink(data));
+    const given = Buffer.from(signature);
+    return expected.length === given.length && timingSafeEqual(expected, given);
   }
 
   /** The claims of a valid token; throws a `TokenError` saying why otherwise. */

@@ -57,6 +57,8 @@ export function createGraphQLWebSocketServer(
           socket: ctx.extra.socket,
           params: payload,
           authorization: state?.token ? `Bearer ${state.token}` : undefined,
+          host: (ctx.extra.request.headers['x-forwarded-host'] ?? ctx.extra.request.headers.host) as string | undefined,
+          forwardedProto: ctx.extra.request.headers['x-forwarded-proto'] as string | undefined,
         });
         const document = parse(payload.query);
         const errors = validate(schema, document);

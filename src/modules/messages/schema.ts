@@ -1,7 +1,8 @@
 import { resolveCursorConnection, type DefaultConnectionArguments } from '@pothos/plugin-relay';
 import { builder } from '../../graphql/builder.ts';
 import { loader, type Context } from '../../graphql/context.ts';
-import type { FileSnapshot, MessageSnapshot } from '../../lib/events.ts';
+import type { MessageSnapshot } from '../../lib/events.ts';
+import { FileRef } from '../files/schema.ts';
 import { requireReadable } from '../conversations/access.ts';
 import { asUser, UserRef } from '../users/schema.ts';
 import { deleteMessage, editMessage, messagePage, sendMessage, setTyping } from './service.ts';
@@ -13,18 +14,6 @@ export const MessageKind = builder.enumType('MessageKind', {
 export const MessageStatus = builder.enumType('MessageStatus', {
   description: 'SENT, then DELIVERED once a recipient got it, then READ once every other participant read it.',
   values: ['SENT', 'DELIVERED', 'READ'] as const,
-});
-
-export const FileRef = builder.objectRef<FileSnapshot>('File').implement({
-  fields: (t) => ({
-    id: t.exposeID('id'),
-    name: t.exposeString('name'),
-    size: t.exposeInt('size'),
-    mimeType: t.exposeString('mimeType'),
-    width: t.exposeInt('width', { nullable: true }),
-    height: t.exposeInt('height', { nullable: true }),
-    createdAt: t.field({ type: 'DateTime', resolve: (f) => f.createdAt as unknown as Date }),
-  }),
 });
 
 type ReplySnapshot = NonNullable<MessageSnapshot['replyTo']>;

@@ -1,0 +1,101 @@
+import { randomUUID } from 'node:crypto';
+import { pipeline, Transform, type Readable } from 'node:stream';
+import type { FileUpload } from 'graphql-upload-minimal';
+import type { Context, Services } from '../../graphql/context.ts';
+import { AppError, badInput, forbidden, notFound } from '../../graphql/errors.ts';
+import type { FileSnapshot } from '../../lib/events.ts';
+import { requireMember, viewerId } from '../conversations/access.ts';
+import { fileSnapshot } from '../messages/snapshot.ts';
+import { sniff } from './types.ts';
+
+/** Enough of the start of a file to tell its type and an image's size. */
+const HEAD_BYTES = 64 * 1024;
+
+/**
+ * Streams an upload to storage, keeping its first bytes to decide the type. Nothing stays
+ * stored when the upload is too large (PAYLOAD_TOO_LARGE) or of a refused type.
+ */
+async function store(services: Services, upload: Promise<FileUpload>, imagesOnly: boolean) {
+  const { filename, createReadStream } = await upload;
+  const key = randomUUID();
+  const limit = services.config.MAX_UPLOAD_BYTES;
+  const tooLarge = new AppError('PAYLOAD_TOO_LARGE', `Files may be at most ${limit} bytes`, { limit });
+  const chunks: Buffer[] = [];
+  let kept = 0;
+  let size = 0;
+  // Counts the bytes and keeps the first ones as they pass on to storage.
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      size += chunk.length;
+      if (size > limit) return done(tooLarge);
+      if (kept < HEAD_BYTES) {
+        chunks.push(chunk);
+        kept += chunk.length;
+      }
+      done(null, chunk);
+    },
+  });
+  const source: Readable = createReadStream();
+  // The multipart parser stops feeding a file at the limit (and says so with 'limit').
+  source.once('limit', () => counter.destroy(tooLarge));
+  // Errors of either stream end `counter`, and so reach storage.write, which cleans up.
+  await services.storage.write(key, pipeline(source, counter, () => {}));
+  const sniffed = await sniff(Buffer.concat(chunks).subarray(0, HEAD_BYTES), filename);
+  if (typeof sniffed === 'string' || (imagesOnly && !sniffed.mimeType.startsWith('image/'))) {
+    await services.storage.remove(key);
+    throw badInput({ file: typeof sniffed === 'string' ? sniffed : 'an avatar must be an image' });
+  }
+  return { key, name: filename.slice(0, 255) || 'file', size, ...sniffed };
+}
+
+export async function uploadFile(ctx: Context, upload: Promise<FileUpload>, conversationId?: string | null): Promise<FileSnapshot> {
+  const me = viewerId(ctx);
+  const conversation = conversationId ? (await requireMember(ctx, conversationId)).conversation : null;
+  const stored = await store(ctx, upload, false);
+  const file = await ctx.db.file.create({
+    data: {
+      storageKey: stored.key,
+      name: stored.name,
+      size: stored.size,
+      mimeType: stored.mimeType,
+      width: stored.width,
+      height: stored.height,
+      uploaderId: me,
+      conversationId: conversation?.id ?? null,
+    },
+  });
+  return fileSnapshot(file);
+}
+
+/** Stores an image and makes it the viewer's avatar, served at a stable public address. */
+export async function uploadAvatar(ctx: Context, upload: Promise<FileUpload>) {
+  const me = viewerId(ctx);
+  const stored = await store(ctx, upload, true);
+  const file = await ctx.db.file.create({
+    data: { storageKey: stored.key, name: stored.name, size: stored.size, mimeType: stored.mimeType, width: stored.width, height: stored.height, uploaderId: me },
+  });
+  return ctx.db.user.update({ where: { id: me }, data: { avatarUrl: `${ctx.origin}/avatars/${file.id}` } });
+}
+
+export async function deleteFile(ctx: Context, id: string): Promise<string> {
+  const me = viewerId(ctx);
+  const fileId = Number(id);
+  const file = Number.isSafeInteger(fileId) ? await ctx.db.file.findUnique({ where: { id: fileId } }) : null;
+  if (!file || file.deletedAt) throw notFound('File');
+  if (file.uploaderId !== me) throw forbidden('Only the uploader can delete a file');
+  await ctx.db.file.update({ where: { id: file.id }, data: { deletedAt: new Date() } });
+  await ctx.storage.remove(file.storageKey);
+  return String(file.id);
+}
+
+/**
+ * A link to a file that works without headers (an <img src>) until it expires. Only those
+ * who can see the file get one: every path to a File in the schema is already authorised
+ * (the uploader's own upload, or an attachment of a conversation the viewer may read).
+ */
+export function signedFileUrl(ctx: Context, file: Pick<FileSnapshot, 'id' | 'name'>, download: boolean): string {
+  const expires = Math.floor(Date.now() / 1000) + ctx.config.FILE_URL_TTL;
+  const disposition = download ? 'attachment' : 'inline';
+  const signature = ctx.tokens.signLink(`${file.id}.${expires}.${disposition}`);
+  return `${ctx.origin}/files/${file.id}/${encodeURIComponent(file.name)}?expires=${expires}&disposition=${disposition}&signature=${signature}`;
+}
