@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.ts';
 import type { Services } from './graphql/context.ts';
@@ -22,7 +21,7 @@ import { createGraphQLWebSocketServer } from './transports/graphql-ws.ts';
 import { SocketRegistry } from './transports/socket-registry.ts';
 import { handleMultipart } from './transports/multipart.ts';
 import { serveFile } from './modules/files/http.ts';
-import { LocalStorage } from './storage/storage.ts';
+import { createStorage } from './storage/storage.ts';
 
 export interface App {
   /** Listens on `port` (0 picks a free one) and resolves with the URL it serves. */
@@ -53,7 +52,7 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
       typing: new TypingTimers(bus),
       delivery: new DeliveryTracker(database.pool, log),
       calls: new CallTimer(config.CALL_RING_TIMEOUT, log),
-      storage: new LocalStorage(path.resolve(config.DATA_DIR, 'uploads')),
+      storage: createStorage(config),
       tokens: new TokenService(await loadJwtSecret(config), config.ACCESS_TOKEN_TTL),
       log,
     };
