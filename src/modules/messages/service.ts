@@ -155,7 +155,10 @@ async function replyTarget(ctx: Context, replyToId: string | number | null | und
   return original;
 }
 
+/** The sender's earlier message with this clientId. Most sends have none: that check is one cheap statement. */
 async function findByClientId(ctx: Context, senderId: number, clientId: string): Promise<MessageSnapshot | null> {
+  const { rowCount } = await ctx.sql.query('SELECT 1 FROM "Message" WHERE "senderId" = $1 AND "clientId" = $2', [senderId, clientId]);
+  if (!rowCount) return null;
   const found = await ctx.db.message.findUnique({
     where: { senderId_clientId: { senderId, clientId } },
     include: messageInclude,
