@@ -76,6 +76,9 @@ async function assemble(services: Services, database: Database, instanceId: stri
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const { pathname } = url;
+    // Every request gets an id (the client's own if it sent one): logged with the operation
+    // and echoed in the response, so a user can quote it.
+    req.headers['x-request-id'] ||= randomUUID();
     const fail = (err: unknown) => {
       log.error({ err }, 'request failed');
       if (!res.headersSent) sendJson(res, 500, { error: 'Internal error' });

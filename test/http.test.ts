@@ -33,6 +33,15 @@ describe('the HTTP server', () => {
     expect(await res.json()).toEqual({ data: { me: null } });
   });
 
+  it('gives a request without an id one of its own', async () => {
+    const res = await fetch(`${server.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ me { id } }' }),
+    });
+    expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
   it('refuses mutations over GET', async () => {
     const res = await fetch(`${server.url}/graphql?query=${encodeURIComponent('mutation { logout }')}`, {
       headers: { accept: 'application/json' },

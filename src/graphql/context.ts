@@ -39,6 +39,8 @@ export interface Viewer {
 
 /** One per operation (HTTP request, WebSocket subscription, later each dialect call). */
 export interface Context extends Services {
+  /** The instance's logger with this operation's request id on every line. */
+  log: Logger;
   viewer: Viewer | null;
   /** Why a presented token was not accepted, so "sign in" errors can say it. */
   authProblem: string | null;
@@ -107,10 +109,12 @@ export async function createContext(
   request: { authorization?: unknown; requestId?: string | null; host?: string | null; forwardedProto?: string | null },
 ): Promise<Context> {
   const auth = await authenticate(services, bearerToken(request.authorization));
+  const requestId = request.requestId || randomUUID();
   return {
     ...services,
     ...auth,
-    requestId: request.requestId || randomUUID(),
+    log: services.log.child({ requestId }),
+    requestId,
     origin: services.config.PUBLIC_URL?.replace(/\/$/, '') ?? `${request.forwardedProto === 'https' ? 'https' : 'http'}://${request.host ?? `${services.config.HOST}:${services.config.PORT}`}`,
     loaders: new Map(),
   };

@@ -1,4 +1,4 @@
-import { GraphQLError } from 'graphql';
+import { getOperationAST, GraphQLError } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from '../lib/logger.ts';
 import { createContext, type Context, type Services } from './context.ts';
@@ -18,6 +18,29 @@ function requestIdHeader(): Plugin<Context> {
     onResponse({ request, response, serverContext }) {
       const id = (serverContext as { requestId?: string } | undefined)?.requestId ?? request.headers.get('x-request-id');
       if (id) response.headers.set('x-request-id', id);
+    },
+  };
+}
+
+/**
+ * One structured line per operation (at debug level, so LOG_LEVEL=debug turns it on) with its
+ * request id, name, duration and error codes; operations that failed unexpectedly at warn.
+ */
+function operationLog(): Plugin<Context> {
+  return {
+    onExecute({ args }) {
+      const started = performance.now();
+      const ctx = args.contextValue as Context;
+      const operation = getOperationAST(args.document, args.operationName)?.name?.value;
+      return {
+        onExecuteDone({ result }) {
+          const errors = 'errors' in result ? (result.errors ?? []) : [];
+          const codes = errors.map((e) => String(e.extensions?.code ?? 'INTERNAL_SERVER_ERROR'));
+          const entry = { operation, ms: Math.round(performance.now() - started), userId: ctx.viewer?.id, errors: codes.length ? codes : undefined };
+          if (codes.includes('INTERNAL_SERVER_ERROR')) ctx.log.warn(entry, 'operation failed');
+          else ctx.log.debug(entry, 'operation');
+        },
+      };
     },
   };
 }
@@ -72,7 +95,7 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Tran
     },
     graphiql: { title: 'Chat API', subscriptionsProtocol: 'WS' },
     landingPage: false,
-    plugins: [requestIdHeader()],
+    plugins: [requestIdHeader(), operationLog()],
     context: ({ request, authorization, requestId, host, forwardedProto }) =>
       createContext(services, {
         authorization: authorization ?? request?.headers.get('authorization'),
