@@ -114,6 +114,33 @@ describe('conversationEvents', () => {
     await ws.client.dispose();
   });
 
+  it('fills a gap from the database when an event is lost, keeping the order', async () => {
+    const id = await directBetween(server, alice, bob);
+    const { ws, events, first } = await watch(bob, id);
+    // Fault injection: the bus loses the next message event of this conversation.
+    const bus = server.app.services.bus;
+    const publish = bus.publish.bind(bus);
+    let lost = false;
+    bus.publish = async (topic, event) => {
+      if (!lost && topic === `conversation:${id}` && event.type === 'messageAdded') {
+        lost = true;
+        return;
+      }
+      return publish(topic, event);
+    };
+    try {
+      const m1 = await send(server, alice, id, 'lost on the bus');
+      const m2 = await send(server, alice, id, 'arrives');
+      const got = [(await first).value!, await nextEvent(events, 'the next message')].map(
+        (r) => (r.data!.conversationEvents as { message: { id: string } }).message.id,
+      );
+      expect(got).toEqual([m1.id, m2.id]);
+    } finally {
+      bus.publish = publish;
+    }
+    await ws.client.dispose();
+  });
+
   it('stops a removed member’s stream at once with FORBIDDEN', async () => {
     const carol = await signUp(server);
     const made = await gql(server, CreateConversation, { input: { kind: 'GROUP', title: 'Leavers', participantIds: [bob.id, carol.id] } }, alice.accessToken);
