@@ -1,8 +1,8 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Config } from '../config.ts';
 import { pipeline } from 'node:stream/promises';
@@ -13,7 +13,6 @@ export interface Storage {
   write(key: string, data: Readable): Promise<void>;
   /** The bytes of `key`, or of the inclusive range `start`..`end`. */
   read(key: string, range?: { start: number; end: number }): Readable;
-  size(key: string): Promise<number>;
   remove(key: string): Promise<void>;
 }
 
@@ -45,10 +44,6 @@ export class LocalStorage implements Storage {
 
   read(key: string, range?: { start: number; end: number }): Readable {
     return createReadStream(this.file(key), range);
-  }
-
-  async size(key: string): Promise<number> {
-    return (await stat(this.file(key))).size;
   }
 
   async remove(key: string): Promise<void> {
@@ -93,10 +88,6 @@ export class S3Storage implements Storage {
       .send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }))
       .then((object) => (object.Body as Readable).pipe(out), (err) => out.destroy(err));
     return out;
-  }
-
-  async size(key: string): Promise<number> {
-    return (await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }))).ContentLength ?? 0;
   }
 
   async remove(key: string): Promise<void> {
