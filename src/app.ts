@@ -19,6 +19,7 @@ import { DeliveryTracker } from './modules/messages/delivery.ts';
 import { PresenceService } from './modules/presence/service.ts';
 import { createGraphQLWebSocketServer } from './transports/graphql-ws.ts';
 import { SocketRegistry } from './transports/socket-registry.ts';
+import { sendJson } from './transports/http.ts';
 import { handleMultipart } from './transports/multipart.ts';
 import { serveFile } from './modules/files/http.ts';
 import { createStorage } from './storage/storage.ts';
@@ -171,10 +172,4 @@ async function assemble(services: Services, database: Database, instanceId: stri
       return stopping;
     },
   };
-}
-
-function sendJson(res: http.ServerResponse, status: number, body: unknown) {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
 }

@@ -75,11 +75,12 @@ export function bearerToken(header: unknown): string | null {
 /**
  * Resolves the caller from an access token: the signature and expiry, then the device (not
  * logged out or revoked by refresh-token reuse) and the user (not banned), in one query.
+ * `expiresAt` (ms) is when the token stops working, for connections that outlive it.
  */
 export async function authenticate(
   services: Services,
   token: string | null,
-): Promise<{ viewer: Viewer | null; authProblem: string | null }> {
+): Promise<{ viewer: Viewer | null; authProblem: string | null; expiresAt?: number }> {
   if (!token) return { viewer: null, authProblem: null };
   let claims;
   try {
@@ -101,18 +102,19 @@ export async function authenticate(
   }
   if (row.status === 'BANNED') return { viewer: null, authProblem: 'This account is banned' };
   const { deviceRevokedAt: _revoked, ...user } = row;
-  return { viewer: { id: user.id, role: user.role, deviceId: claims.sid, user }, authProblem: null };
+  return { viewer: { id: user.id, role: user.role, deviceId: claims.sid, user }, authProblem: null, expiresAt: claims.exp * 1000 };
 }
 
 export async function createContext(
   services: Services,
   request: { authorization?: unknown; requestId?: string | null; host?: string | null; forwardedProto?: string | null },
 ): Promise<Context> {
-  const auth = await authenticate(services, bearerToken(request.authorization));
+  const { viewer, authProblem } = await authenticate(services, bearerToken(request.authorization));
   const requestId = request.requestId || randomUUID();
   return {
     ...services,
-    ...auth,
+    viewer,
+    authProblem,
     log: services.log.child({ requestId }),
     requestId,
     origin: services.config.PUBLIC_URL?.replace(/\/$/, '') ?? `${request.forwardedProto === 'https' ? 'https' : 'http'}://${request.host ?? `${services.config.HOST}:${services.config.PORT}`}`,

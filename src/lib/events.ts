@@ -170,6 +170,21 @@ export class EventBus {
     return stream;
   }
 
+  /**
+   * A subscription's stream: listens to `topicList`, then lets `body` (which may first read
+   * what it needs) turn the events into what the subscriber gets. Ending the result, or `body`
+   * failing before it starts, releases the topics.
+   */
+  async stream<T>(topicList: string[], body: (events: EventStream) => AsyncGenerator<T> | Promise<AsyncGenerator<T>>): Promise<AsyncIterableIterator<T>> {
+    const events = await this.subscribe(topicList);
+    try {
+      return endsWith(events, await body(events));
+    } catch (err) {
+      await events.return();
+      throw err;
+    }
+  }
+
   stats(): EventBusStats {
     return { subscriptions: this.listeners, topics: this.perTopic.size };
   }
@@ -240,7 +255,7 @@ export class EventStream implements AsyncIterableIterator<BusEvent> {
  * disconnecting) ends the stream at once. An async generator alone only acts on `return()`
  * at its next `yield`, so one waiting for an event that never comes would keep its listeners.
  */
-export function endsWith<T>(stream: EventStream, body: AsyncGenerator<T>): AsyncIterableIterator<T> {
+function endsWith<T>(stream: EventStream, body: AsyncGenerator<T>): AsyncIterableIterator<T> {
   return {
     next: () => body.next(),
     async return() {

@@ -4,6 +4,7 @@ import type { YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { authenticate, bearerToken, type Context, type Services, type Viewer } from '../graphql/context.ts';
 import type { TransportContext } from '../graphql/yoga.ts';
+import { transportContext } from './http.ts';
 import { CLOSE_SESSION_ENDED, type SocketRegistry } from './socket-registry.ts';
 
 interface ConnectionState {
@@ -40,13 +41,13 @@ export function createGraphQLWebSocketServer(
       onConnect: async (ctx) => {
         const { socket, request } = ctx.extra;
         const token = connectionToken(ctx.connectionParams, request.headers);
-        const { viewer, authProblem } = await authenticate(services, token);
+        const { viewer, authProblem, expiresAt } = await authenticate(services, token);
         if (token && !viewer) {
           socket.close(CLOSE_SESSION_ENDED, `Unauthorized: ${authProblem}`);
           return false;
         }
         states.set(socket, { token, viewer });
-        if (viewer) await trackSignedIn(services, registry, socket, viewer, token!);
+        if (viewer) await trackSignedIn(services, registry, socket, viewer, expiresAt!);
         return true;
       },
       onSubscribe: async (ctx, _id, payload) => {
@@ -56,9 +57,8 @@ export function createGraphQLWebSocketServer(
           req: ctx.extra.request,
           socket: ctx.extra.socket,
           params: payload,
-          authorization: state?.token ? `Bearer ${state.token}` : undefined,
-          host: (ctx.extra.request.headers['x-forwarded-host'] ?? ctx.extra.request.headers.host) as string | undefined,
-          forwardedProto: ctx.extra.request.headers['x-forwarded-proto'] as string | undefined,
+          // The token of connection_init, not a header: browsers cannot set headers on sockets.
+          ...transportContext(ctx.extra.request, state?.token ? `Bearer ${state.token}` : undefined),
         });
         const document = parse(payload.query);
         const errors = validate(schema, document);
@@ -78,13 +78,12 @@ export function createGraphQLWebSocketServer(
   return wss;
 }
 
-async function trackSignedIn(services: Services, registry: SocketRegistry, socket: WebSocket, viewer: Viewer, token: string) {
-  const { exp } = services.tokens.verifyAccess(token);
+async function trackSignedIn(services: Services, registry: SocketRegistry, socket: WebSocket, viewer: Viewer, expiresAt: number) {
   const close = (code: number, reason: string) => socket.close(code, reason);
   const unregister = registry.add({ userId: viewer.id, deviceId: viewer.deviceId, close });
   const release = await services.presence.connect(viewer.id);
   // Clients reconnect with a fresh token when they see this code.
-  const expiry = setTimeout(() => close(CLOSE_SESSION_ENDED, 'Unauthorized: access token expired'), Math.min(2 ** 31 - 1, Math.max(0, exp * 1000 - Date.now())));
+  const expiry = setTimeout(() => close(CLOSE_SESSION_ENDED, 'Unauthorized: access token expired'), Math.min(2 ** 31 - 1, Math.max(0, expiresAt - Date.now())));
   const cleanup = () => {
     clearTimeout(expiry);
     unregister();

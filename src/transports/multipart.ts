@@ -3,6 +3,7 @@ import { processRequest } from 'graphql-upload-minimal';
 import type { YogaServerInstance } from 'graphql-yoga';
 import type { Context, Services } from '../graphql/context.ts';
 import { maskError, type TransportContext } from '../graphql/yoga.ts';
+import { sendJson, transportContext } from './http.ts';
 
 /**
  * POST /graphql with multipart/form-data: the GraphQL multipart request spec (Apollo's upload
@@ -16,11 +17,7 @@ export async function handleMultipart(
   req: http.IncomingMessage,
   res: http.ServerResponse,
 ) {
-  const send = (status: number, body: unknown) => {
-    const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-    res.end(text);
-  };
+  const send = (status: number, body: unknown) => sendJson(res, status, body);
   let operation;
   try {
     operation = await processRequest(req, res, { maxFileSize: services.config.MAX_UPLOAD_BYTES, maxFiles: 10 });
@@ -31,12 +28,7 @@ export async function handleMultipart(
   if (Array.isArray(operation)) {
     return send(400, { errors: [{ message: 'Send one operation per multipart request', extensions: { code: 'BAD_USER_INPUT' } }] });
   }
-  const { schema, execute, contextFactory, parse, validate } = yoga.getEnveloped({
-    authorization: req.headers.authorization,
-    requestId: req.headers['x-request-id'] as string | undefined,
-    host: (req.headers['x-forwarded-host'] ?? req.headers.host) as string | undefined,
-    forwardedProto: req.headers['x-forwarded-proto'] as string | undefined,
-  });
+  const { schema, execute, contextFactory, parse, validate } = yoga.getEnveloped(transportContext(req));
   let document;
   try {
     document = parse(operation.query);

@@ -1,4 +1,4 @@
-import type { Conversation, Participant, Prisma } from '../../generated/prisma/client.ts';
+import type { Conversation, Participant } from '../../generated/prisma/client.ts';
 import type { Context } from '../../graphql/context.ts';
 import { forbidden, notFound, unauthenticated } from '../../graphql/errors.ts';
 
@@ -10,11 +10,6 @@ import { forbidden, notFound, unauthenticated } from '../../graphql/errors.ts';
 export function viewerId(ctx: Context): number {
   if (!ctx.viewer) throw unauthenticated(ctx.authProblem ?? undefined);
   return ctx.viewer.id;
-}
-
-/** The conversations a user may read, as a Prisma filter. */
-export function readableBy(userId: number): Prisma.ConversationWhereInput {
-  return { OR: [{ kind: 'PUBLIC' }, { participants: { some: { userId, leftAt: null } } }] };
 }
 
 export interface Access {

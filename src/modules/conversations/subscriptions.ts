@@ -1,7 +1,7 @@
 import { builder } from '../../graphql/builder.ts';
 import { loader } from '../../graphql/context.ts';
 import { forbidden } from '../../graphql/errors.ts';
-import { endsWith, topics, type BusEvent } from '../../lib/events.ts';
+import { topics, type BusEvent } from '../../lib/events.ts';
 import { CallEvent } from '../calls/schema.ts';
 import { MessageRef } from '../messages/schema.ts';
 import { asUser, UserRef } from '../users/schema.ts';
@@ -83,10 +83,11 @@ builder.subscriptionFields((t) => ({
     // Access is checked before the stream starts, so a stranger gets an ordinary FORBIDDEN error.
     subscribe: async (_root, { conversationId }, ctx) => {
       const { conversation } = await requireReadable(ctx, conversationId);
-      const events = await ctx.bus.subscribe([topics.conversation(conversation.id)]);
-      // Read after listening began: anything newer than this is in the stream, in order.
-      const { lastSeq } = await ctx.db.conversation.findUniqueOrThrow({ where: { id: conversation.id }, select: { lastSeq: true } });
-      return endsWith(events, conversationStream(ctx, events, conversation, lastSeq + 1));
+      return ctx.bus.stream([topics.conversation(conversation.id)], async (events) => {
+        // Read after listening began: anything newer than this is in the stream, in order.
+        const { lastSeq } = await ctx.db.conversation.findUniqueOrThrow({ where: { id: conversation.id }, select: { lastSeq: true } });
+        return conversationStream(ctx, events, conversation, lastSeq + 1);
+      });
     },
     resolve: deliver,
   }),
@@ -94,10 +95,7 @@ builder.subscriptionFields((t) => ({
     type: UserEvent,
     description: "New messages in the viewer's direct and group conversations, changes to their conversations, and calls.",
     authScopes: { signedIn: true },
-    subscribe: async (_root, _args, ctx) => {
-      const events = await ctx.bus.subscribe([topics.user(ctx.viewer!.id)]);
-      return endsWith(events, userStream(ctx, events));
-    },
+    subscribe: (_root, _args, ctx) => ctx.bus.stream([topics.user(ctx.viewer!.id)], (events) => userStream(ctx, events)),
     resolve: deliver,
   }),
 }));

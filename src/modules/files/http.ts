@@ -1,5 +1,6 @@
 import type http from 'node:http';
 import type { Services } from '../../graphql/context.ts';
+import { sendJson } from '../../transports/http.ts';
 
 /**
  * GET /files/:id/:name?expires&disposition&signature — a signed link from `File.url`, so it
@@ -65,7 +66,5 @@ function parseRange(header: string | undefined, size: number): { start: number; 
 }
 
 function refuse(res: http.ServerResponse, status: number, error: string) {
-  const body = JSON.stringify({ error });
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
+  sendJson(res, status, { error });
 }

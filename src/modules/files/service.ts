@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import type { FileUpload } from 'graphql-upload-minimal';
-import type { Context, Services } from '../../graphql/context.ts';
+import type { Context } from '../../graphql/context.ts';
 import { AppError, badInput, forbidden, notFound } from '../../graphql/errors.ts';
 import type { FileSnapshot } from '../../lib/events.ts';
 import { requireMember, viewerId } from '../conversations/access.ts';
@@ -12,13 +12,15 @@ import { sniff } from './types.ts';
 const HEAD_BYTES = 64 * 1024;
 
 /**
- * Streams an upload to storage, keeping its first bytes to decide the type. Nothing stays
- * stored when the upload is too large (PAYLOAD_TOO_LARGE) or of a refused type.
+ * Streams an upload to storage, keeping its first bytes to decide the type, and records it as
+ * the viewer's file. Nothing stays stored when the upload is too large (PAYLOAD_TOO_LARGE) or
+ * of a refused type.
  */
-async function store(services: Services, upload: Promise<FileUpload>, imagesOnly: boolean) {
+async function store(ctx: Context, upload: Promise<FileUpload>, options: { imagesOnly: boolean; conversationId: number | null }) {
+  const uploaderId = viewerId(ctx);
   const { filename, createReadStream } = await upload;
   const key = randomUUID();
-  const limit = services.config.MAX_UPLOAD_BYTES;
+  const limit = ctx.config.MAX_UPLOAD_BYTES;
   const tooLarge = new AppError('PAYLOAD_TOO_LARGE', `Files may be at most ${limit} bytes`, { limit });
   const chunks: Buffer[] = [];
   let kept = 0;
@@ -39,42 +41,33 @@ async function store(services: Services, upload: Promise<FileUpload>, imagesOnly
   // The multipart parser stops feeding a file at the limit (and says so with 'limit').
   source.once('limit', () => counter.destroy(tooLarge));
   // Errors of either stream end `counter`, and so reach storage.write, which cleans up.
-  await services.storage.write(key, pipeline(source, counter, () => {}));
+  await ctx.storage.write(key, pipeline(source, counter, () => {}));
   const sniffed = await sniff(Buffer.concat(chunks).subarray(0, HEAD_BYTES), filename);
-  if (typeof sniffed === 'string' || (imagesOnly && !sniffed.mimeType.startsWith('image/'))) {
-    await services.storage.remove(key);
+  if (typeof sniffed === 'string' || (options.imagesOnly && !sniffed.mimeType.startsWith('image/'))) {
+    await ctx.storage.remove(key);
     throw badInput({ file: typeof sniffed === 'string' ? sniffed : 'an avatar must be an image' });
   }
-  return { key, name: filename.slice(0, 255) || 'file', size, ...sniffed };
+  return ctx.db.file.create({
+    data: {
+      storageKey: key,
+      name: filename.slice(0, 255) || 'file',
+      size,
+      ...sniffed,
+      uploaderId,
+      conversationId: options.conversationId,
+    },
+  });
 }
 
 export async function uploadFile(ctx: Context, upload: Promise<FileUpload>, conversationId?: string | null): Promise<FileSnapshot> {
-  const me = viewerId(ctx);
   const conversation = conversationId ? (await requireMember(ctx, conversationId)).conversation : null;
-  const stored = await store(ctx, upload, false);
-  const file = await ctx.db.file.create({
-    data: {
-      storageKey: stored.key,
-      name: stored.name,
-      size: stored.size,
-      mimeType: stored.mimeType,
-      width: stored.width,
-      height: stored.height,
-      uploaderId: me,
-      conversationId: conversation?.id ?? null,
-    },
-  });
-  return fileSnapshot(file);
+  return fileSnapshot(await store(ctx, upload, { imagesOnly: false, conversationId: conversation?.id ?? null }));
 }
 
 /** Stores an image and makes it the viewer's avatar, served at a stable public address. */
 export async function uploadAvatar(ctx: Context, upload: Promise<FileUpload>) {
-  const me = viewerId(ctx);
-  const stored = await store(ctx, upload, true);
-  const file = await ctx.db.file.create({
-    data: { storageKey: stored.key, name: stored.name, size: stored.size, mimeType: stored.mimeType, width: stored.width, height: stored.height, uploaderId: me },
-  });
-  return ctx.db.user.update({ where: { id: me }, data: { avatarUrl: `${ctx.origin}/avatars/${file.id}` } });
+  const file = await store(ctx, upload, { imagesOnly: true, conversationId: null });
+  return ctx.db.user.update({ where: { id: file.uploaderId! }, data: { avatarUrl: `${ctx.origin}/avatars/${file.id}` } });
 }
 
 export async function deleteFile(ctx: Context, id: string): Promise<string> {

@@ -297,11 +297,11 @@ export async function markConversationRead(ctx: Context, conversationId: string,
     WHERE "id" = ${membership.id} AND ("lastReadMessageId" IS NULL OR "lastReadMessageId" < ${upTo})
     RETURNING "lastReadAt"`;
   if (moved.length > 0) {
-    const user = await ctx.db.user.findUniqueOrThrow({ where: { id: me } });
     await ctx.bus.publish(topics.conversation(conversation.id), {
       type: 'readReceipt',
       conversationId: conversation.id,
-      user: userSnapshot(user),
+      // The row read when the request was authenticated: no need to read it again.
+      user: userSnapshot(ctx.viewer!.user),
       messageId: upTo,
       readAt: moved[0].lastReadAt.toISOString(),
     });
@@ -313,7 +313,6 @@ export async function markConversationRead(ctx: Context, conversationId: string,
 export async function setTyping(ctx: Context, conversationId: string, isTyping: boolean): Promise<boolean> {
   const { conversation, membership } = await requireReadable(ctx, conversationId);
   if (!membership) throw forbidden('Join this conversation to type in it');
-  const user = await ctx.db.user.findUniqueOrThrow({ where: { id: membership.userId } });
-  await ctx.typing.set(conversation.id, userSnapshot(user), isTyping);
+  await ctx.typing.set(conversation.id, userSnapshot(ctx.viewer!.user), isTyping);
   return true;
 }

@@ -1,7 +1,7 @@
 import { builder } from '../../graphql/builder.ts';
 import type { Context } from '../../graphql/context.ts';
 import { badInput } from '../../graphql/errors.ts';
-import { endsWith, topics, type BusEvent, type EventStream } from '../../lib/events.ts';
+import { topics, type BusEvent, type EventStream } from '../../lib/events.ts';
 
 type PresenceChange = Extract<BusEvent, { type: 'presence' }>;
 
@@ -50,8 +50,7 @@ builder.subscriptionFields((t) => ({
       if (ids.length > MAX_WATCHED || ids.some((id) => !Number.isSafeInteger(id))) {
         throw badInput({ userIds: `must be at most ${MAX_WATCHED} numeric user ids` });
       }
-      const changes = await ctx.bus.subscribe(ids.map(topics.presence));
-      return endsWith(changes, presenceStream(ctx, ids, changes));
+      return ctx.bus.stream(ids.map(topics.presence), (changes) => presenceStream(ctx, ids, changes));
     },
     resolve: (event) => event,
   }),
