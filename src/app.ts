@@ -9,7 +9,7 @@ import { EventBus, topics } from './lib/events.ts';
 import { createLogger, type Logger } from './lib/logger.ts';
 import { migrate } from './lib/migrate.ts';
 import { MemoryPresenceStore, RedisPresenceStore } from './lib/presence-store.ts';
-import { loadJwtSecret } from './lib/secrets.ts';
+import { loadJwtSecret, loadVapidKeys } from './lib/secrets.ts';
 import { TokenService } from './lib/tokens.ts';
 import { ensureAdmin } from './modules/auth/service.ts';
 import { CallTimer } from './modules/calls/timer.ts';
@@ -23,6 +23,11 @@ import { sendJson } from './transports/http.ts';
 import { handleMultipart } from './transports/multipart.ts';
 import { serveFile } from './modules/files/http.ts';
 import { createStorage } from './storage/storage.ts';
+import { restDialects, socketDialects } from './compat/dialects.ts';
+import { Gateway } from './compat/gateway.ts';
+import { RateLimits } from './compat/rate-limit.ts';
+import { RestRouter } from './compat/rest.ts';
+import { createSocketIoServer } from './transports/socket-io.ts';
 
 export interface App {
   /** Listens on `port` (0 picks a free one) and resolves with the URL it serves. */
@@ -55,6 +60,7 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
       calls: new CallTimer(config.CALL_RING_TIMEOUT, log),
       storage: createStorage(config),
       tokens: new TokenService(await loadJwtSecret(config), config.ACCESS_TOKEN_TTL),
+      vapid: await loadVapidKeys(config),
       log,
     };
     await Promise.all([ensureAdmin(services), ensureDefaultRoom(services)]);
@@ -72,6 +78,8 @@ async function assemble(services: Services, database: Database, instanceId: stri
   const registry = new SocketRegistry();
   const wss = createGraphQLWebSocketServer(services, yoga, registry);
   const stopControl = await bus.listen(topics.control(), (event) => registry.handleControl(event));
+  const gateway = new Gateway(yoga);
+  const rest = new RestRouter(services, gateway, new RateLimits(bus.redisClient, config.RATE_LIMITS === 'on'), restDialects);
   const startedAt = Date.now();
 
   const server = http.createServer((req, res) => {
@@ -94,10 +102,13 @@ async function assemble(services: Services, database: Database, instanceId: stri
     if ((pathname.startsWith('/files/') || pathname.startsWith('/avatars/')) && (req.method === 'GET' || req.method === 'HEAD')) {
       return void serveFile(services, req, res, url).catch(fail);
     }
+    if (rest.handle(req, res, url)) return;
     sendJson(res, 404, { error: 'Not found', path: pathname });
   });
+  const socketIo = createSocketIoServer(server, services, gateway, registry, socketDialects);
   server.on('upgrade', (req, socket, head) => {
     const path = (req.url ?? '/').split('?')[0];
+    if (path.startsWith('/socket.io/')) return; // engine.io's own upgrade listener takes it
     if (path !== '/graphql') return void socket.destroy();
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   });
@@ -126,6 +137,7 @@ async function assemble(services: Services, database: Database, instanceId: stri
       instanceId,
       websockets: wss.clients.size,
       signedInSockets: registry.size,
+      socketIoClients: socketIo.io.engine.clientsCount,
       subscriptions,
       topics: listening,
       pubsubMode: bus.mode,
@@ -157,6 +169,7 @@ async function assemble(services: Services, database: Database, instanceId: stri
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         for (const ws of wss.clients) ws.close(1001, 'Server shutting down');
+        await socketIo.close();
         const grace = setTimeout(() => server.closeAllConnections(), config.SHUTDOWN_GRACE * 1000);
         await closed;
         clearTimeout(grace);

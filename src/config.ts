@@ -44,6 +44,8 @@ const schema = z.object({
   FILE_URL_TTL: z.coerce.number().int().min(1).default(3600),
   /** The server's public origin for links in responses (e.g. https://chat.example.com); by default the request's Host. */
   PUBLIC_URL: z.string().url().optional(),
+  VAPID_PUBLIC_KEY: z.string().min(1).optional(),
+  VAPID_PRIVATE_KEY: z.string().min(1).optional(),
   /** Seconds a call rings before it becomes MISSED. */
   CALL_RING_TIMEOUT: z.coerce.number().int().min(1).default(45),
   /** Comma-separated browser origins allowed by CORS; `*` allows any. */

@@ -7,6 +7,7 @@ import type { User } from '../generated/prisma/client.ts';
 import type { Db } from '../lib/db.ts';
 import type { EventBus } from '../lib/events.ts';
 import type { Logger } from '../lib/logger.ts';
+import type { VapidKeys } from '../lib/secrets.ts';
 import { TokenError, type TokenService } from '../lib/tokens.ts';
 import type { CallTimer } from '../modules/calls/timer.ts';
 import type { TypingTimers } from '../modules/conversations/typing.ts';
@@ -26,6 +27,7 @@ export interface Services {
   calls: CallTimer;
   tokens: TokenService;
   storage: Storage;
+  vapid: VapidKeys;
   log: Logger;
 }
 

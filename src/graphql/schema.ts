@@ -7,6 +7,7 @@ import '../modules/files/schema.ts';
 import '../modules/messages/schema.ts';
 import '../modules/conversations/schema.ts';
 import '../modules/calls/schema.ts';
+import '../modules/push/schema.ts';
 import '../modules/conversations/subscriptions.ts';
 
 export const schema = builder.toSchema({ sortSchema: true });

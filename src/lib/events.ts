@@ -26,6 +26,9 @@ export interface FileSnapshot {
   height: number | null;
   uploaderId: number | null;
   conversationId: number | null;
+  messageId: number | null;
+  /** Where a file recorded but not stored here lives. */
+  externalUrl: string | null;
   createdAt: string;
 }
 

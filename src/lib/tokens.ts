@@ -21,8 +21,9 @@ export class TokenService {
     this.secret = createSecretKey(Buffer.from(secret));
   }
 
-  signAccess(claims: AccessClaims): string {
-    return jwt.sign(claims, this.secret, { algorithm: 'HS256', expiresIn: this.accessTtlSeconds });
+  /** `ttlSeconds` lengthens a cookie session's token; the device row still ends it at sign-out. */
+  signAccess(claims: AccessClaims, ttlSeconds = this.accessTtlSeconds): string {
+    return jwt.sign(claims, this.secret, { algorithm: 'HS256', expiresIn: ttlSeconds });
   }
 
   /** An HMAC of `data` (file links), keyed by the same secret as the tokens. */

@@ -5,7 +5,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { authenticate, bearerToken, type Context, type Services, type Viewer } from '../graphql/context.ts';
 import type { TransportContext } from '../graphql/yoga.ts';
 import { transportContext } from './http.ts';
-import { CLOSE_SESSION_ENDED, type SocketRegistry } from './socket-registry.ts';
+import { CLOSE_SESSION_ENDED, trackSignedIn, type SocketRegistry } from './socket-registry.ts';
 
 interface ConnectionState {
   token: string | null;
@@ -47,7 +47,13 @@ export function createGraphQLWebSocketServer(
           return false;
         }
         states.set(socket, { token, viewer });
-        if (viewer) await trackSignedIn(services, registry, socket, viewer, expiresAt!);
+        if (viewer) {
+          await trackSignedIn(services, registry, viewer, expiresAt!, {
+            close: (code, reason) => socket.close(code, reason),
+            isClosed: () => socket.readyState >= socket.CLOSING,
+            onClose: (done) => socket.once('close', done),
+          });
+        }
         return true;
       },
       onSubscribe: async (ctx, _id, payload) => {
@@ -76,19 +82,4 @@ export function createGraphQLWebSocketServer(
     wss,
   );
   return wss;
-}
-
-async function trackSignedIn(services: Services, registry: SocketRegistry, socket: WebSocket, viewer: Viewer, expiresAt: number) {
-  const close = (code: number, reason: string) => socket.close(code, reason);
-  const unregister = registry.add({ userId: viewer.id, deviceId: viewer.deviceId, close });
-  const release = await services.presence.connect(viewer.id);
-  // Clients reconnect with a fresh token when they see this code.
-  const expiry = setTimeout(() => close(CLOSE_SESSION_ENDED, 'Unauthorized: access token expired'), Math.min(2 ** 31 - 1, Math.max(0, expiresAt - Date.now())));
-  const cleanup = () => {
-    clearTimeout(expiry);
-    unregister();
-    void release();
-  };
-  if (socket.readyState >= socket.CLOSING) cleanup();
-  else socket.once('close', cleanup);
 }

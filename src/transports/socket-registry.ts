@@ -1,3 +1,4 @@
+import type { Services, Viewer } from '../graphql/context.ts';
 import type { BusEvent } from '../lib/events.ts';
 
 /** A live client connection of any protocol, as far as session control needs to know it. */
@@ -46,4 +47,30 @@ export class SocketRegistry {
     for (const set of this.byUser.values()) n += set.size;
     return n;
   }
+}
+
+/** What `trackSignedIn` needs of a connection, whatever its protocol. */
+export interface TrackedConnection {
+  close(code: number, reason: string): void;
+  isClosed(): boolean;
+  onClose(done: () => void): void;
+}
+
+/**
+ * A signed-in connection (graphql-ws or Socket.IO): counted for presence while open, closed by
+ * a ban or sign-out heard on the control topic, and closed (4401) when its token expires so the
+ * client reconnects with a fresh one.
+ */
+export async function trackSignedIn(services: Services, registry: SocketRegistry, viewer: Viewer, expiresAt: number, connection: TrackedConnection) {
+  const close = (code: number, reason: string) => connection.close(code, reason);
+  const unregister = registry.add({ userId: viewer.id, deviceId: viewer.deviceId, close });
+  const release = await services.presence.connect(viewer.id);
+  const expiry = setTimeout(() => close(CLOSE_SESSION_ENDED, 'Unauthorized: access token expired'), Math.min(2 ** 31 - 1, Math.max(0, expiresAt - Date.now())));
+  const cleanup = () => {
+    clearTimeout(expiry);
+    unregister();
+    void release();
+  };
+  if (connection.isClosed()) cleanup();
+  else connection.onClose(cleanup);
 }

@@ -7,7 +7,7 @@ import { topics } from '../../lib/events.ts';
 import { burnPasswordCheck, hashPassword, verifyPassword } from '../../lib/passwords.ts';
 import { hashOpaqueToken, newOpaqueToken } from '../../lib/tokens.ts';
 import { parseInput, uniqueViolation } from '../../lib/validation.ts';
-import { displayNameRule, emailRule, passwordRule, phoneRule, usernameRule } from '../users/rules.ts';
+import { displayNameRule, emailRule, passwordRule, phoneRule, profileRules, usernameRule } from '../users/rules.ts';
 
 export interface Session {
   accessToken: string;
@@ -64,15 +64,22 @@ function takenField(field: 'username' | 'email' | 'phone') {
   return conflict(field, `This ${field} is already taken`);
 }
 
+/**
+ * How long the access token of a browser (cookie) session lives. Longer than the default is
+ * safe because every request also checks the device row, so signing out ends it at once.
+ */
+const sessionSecondsRule = z.number().int().min(60, 'must be at least 60').nullish();
+
 const loginRules = z.object({
   identifier: z.string().trim().min(1, 'is required'),
   password: z.string().min(1, 'is required'),
   deviceId: deviceIdRule,
+  sessionSeconds: sessionSecondsRule,
 });
 
 /** Sign in by username, email or phone number. */
 export async function login(services: Services, input: unknown): Promise<Session> {
-  const { identifier, password, deviceId } = parseInput(loginRules, input);
+  const { identifier, password, deviceId, sessionSeconds } = parseInput(loginRules, input);
   const user = await findByIdentifier(services, identifier);
   if (!user?.passwordHash) {
     await burnPasswordCheck(password);
@@ -88,7 +95,66 @@ export async function login(services: Services, input: unknown): Promise<Session
   if (user.failedLoginCount > 0 || user.lockedUntil) {
     await services.db.user.update({ where: { id: user.id }, data: { failedLoginCount: 0, lockedUntil: null } });
   }
-  return openSession(services, user, deviceId);
+  return openSession(services, user, deviceId, sessionSeconds);
+}
+
+const emailLoginRules = z.object({
+  email: emailRule,
+  password: z.string().min(1, 'must not be empty').nullish(),
+  name: displayNameRule.nullish(),
+  avatarUrl: profileRules.shape.avatarUrl,
+  deviceId: deviceIdRule,
+  sessionSeconds: sessionSecondsRule,
+});
+
+/**
+ * Signs in by email, creating the account on first use (the socket-chat way). An account with
+ * a password needs it; signing in with the email alone is for accounts without one, and only
+ * when the operator turned it on (AUTH_PASSWORDLESS_EMAIL_LOGIN), since anyone who knows an
+ * address could otherwise use it.
+ */
+export async function emailLogin(services: Services, input: unknown): Promise<Session> {
+  const data = parseInput(emailLoginRules, input);
+  const existing = await services.db.user.findUnique({ where: { email: data.email } });
+  if (existing?.passwordHash || (!existing && data.password)) {
+    if (!data.password) throw unauthenticated('This account has a password: send it with the email');
+    if (existing) {
+      return login(services, { identifier: data.email, password: data.password, deviceId: data.deviceId, sessionSeconds: data.sessionSeconds });
+    }
+    parseInput(z.object({ password: passwordRule }), { password: data.password });
+  } else if (services.config.AUTH_PASSWORDLESS_EMAIL_LOGIN !== 'true') {
+    throw unauthenticated('Signing in with an email alone is turned off on this server; send a password');
+  }
+  if (existing) {
+    if (existing.status === 'BANNED') throw forbidden('This account is banned');
+    return openSession(services, existing, data.deviceId, data.sessionSeconds);
+  }
+  const user = await createEmailAccount(services, data.email, {
+    displayName: data.name ?? null,
+    avatarUrl: data.avatarUrl ?? null,
+    passwordHash: data.password ? await hashPassword(data.password) : null,
+  });
+  return openSession(services, user, data.deviceId, data.sessionSeconds);
+}
+
+/** A new account known by its email, with a username made from the address. */
+async function createEmailAccount(
+  services: Services,
+  email: string,
+  fields: Pick<User, 'displayName' | 'avatarUrl' | 'passwordHash'>,
+): Promise<User> {
+  const base = (email.split('@')[0].toLowerCase().replace(/[^a-z0-9_.]/g, '') || 'user').slice(0, 24).padEnd(3, '_');
+  for (let attempt = 0; ; attempt++) {
+    const username = attempt === 0 ? base : `${base}.${randomUUID().slice(0, 6)}`;
+    try {
+      return await services.db.user.create({ data: { username, email, emailPublic: true, ...fields } });
+    } catch (err) {
+      const fields = uniqueViolation(err);
+      // The same email signing in twice at once: the other request made the account.
+      if (fields?.includes('email')) return services.db.user.findUniqueOrThrow({ where: { email } });
+      if (!fields || attempt >= 5) throw err;
+    }
+  }
 }
 
 export function findByIdentifier(services: Services, identifier: string) {
@@ -124,7 +190,12 @@ function lockedError(until: Date, now: Date) {
 }
 
 /** Issues tokens for a new sign-in on a device (a new refresh-token family). */
-export async function openSession(services: Services, user: User, deviceKey?: string | null): Promise<Session> {
+export async function openSession(
+  services: Services,
+  user: User,
+  deviceKey?: string | null,
+  sessionSeconds?: number | null,
+): Promise<Session> {
   const key = deviceKey || randomUUID();
   const existing = await services.db.device.findUnique({ where: { userId_deviceKey: { userId: user.id, deviceKey: key } } });
   // A signed-out device comes back with a new id, so access tokens of its old session stay dead.
@@ -134,11 +205,12 @@ export async function openSession(services: Services, user: User, deviceKey?: st
       ? await services.db.device.update({ where: { id: existing.id }, data: { lastUsedAt: new Date() } })
       : await services.db.device.create({ data: { userId: user.id, deviceKey: key } });
   const refreshToken = await issueRefreshToken(services, device.id, randomUUID());
-  return sessionOf(services, user, device.id, refreshToken);
+  return sessionOf(services, user, device.id, refreshToken, sessionSeconds);
 }
 
-function sessionOf(services: Services, user: User, deviceId: number, refreshToken: string): Session {
-  const accessToken = services.tokens.signAccess({ sub: String(user.id), sid: deviceId, role: user.role });
+function sessionOf(services: Services, user: User, deviceId: number, refreshToken: string, sessionSeconds?: number | null): Session {
+  const ttl = sessionSeconds ? Math.min(sessionSeconds, services.config.REFRESH_TOKEN_TTL) : undefined;
+  const accessToken = services.tokens.signAccess({ sub: String(user.id), sid: deviceId, role: user.role }, ttl);
   return { accessToken, refreshToken, user, viewer: { id: user.id, role: user.role, deviceId, user } };
 }
 
@@ -159,7 +231,12 @@ async function issueRefreshToken(services: Services, deviceId: number, familyId:
  * Trades a refresh token for a new pair. Each token works once: presenting one that was
  * already used means it was copied, so the whole family (the device's session) is revoked.
  */
-export async function refresh(services: Services, refreshToken: string, deviceKey?: string | null): Promise<Session> {
+export async function refresh(
+  services: Services,
+  refreshToken: string,
+  deviceKey?: string | null,
+  sessionSeconds?: number | null,
+): Promise<Session> {
   const stored = await services.db.refreshToken.findUnique({
     where: { tokenHash: hashOpaqueToken(refreshToken) },
     include: { device: { include: { user: true } } },
@@ -182,7 +259,7 @@ export async function refresh(services: Services, refreshToken: string, deviceKe
   if (device.user.status === 'BANNED') throw forbidden('This account is banned');
   await services.db.device.update({ where: { id: device.id }, data: { lastUsedAt: now } });
   const next = await issueRefreshToken(services, device.id, stored.familyId);
-  return sessionOf(services, device.user, device.id, next);
+  return sessionOf(services, device.user, device.id, next, parseInput(sessionSecondsRule, sessionSeconds));
 }
 
 /** Ends a device's session: its refresh tokens, its access tokens and its open sockets. */

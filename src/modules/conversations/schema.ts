@@ -12,11 +12,13 @@ import {
   addMembers,
   conversationCursor,
   createConversation,
+  DEFAULT_ROOM_SLUG,
   ensureDirectConversation,
   getConversation,
   leaveConversation,
   listConversations,
   listPublicConversations,
+  publicRoomBySlug,
   removeMember,
   renameConversation,
 } from './service.ts';
@@ -112,6 +114,13 @@ builder.queryFields((t) => ({
     authScopes: { signedIn: true },
     args: { id: t.arg.id({ required: true }) },
     resolve: (_root, { id }, ctx) => getConversation(ctx, id),
+  }),
+  publicRoom: t.field({
+    type: ConversationRef,
+    description: 'A public room by its slug; `general` exists from the first start.',
+    authScopes: { signedIn: true },
+    args: { slug: t.arg.string({ required: true, defaultValue: DEFAULT_ROOM_SLUG }) },
+    resolve: (_root, { slug }, ctx) => publicRoomBySlug(ctx, slug),
   }),
   conversations: t.connection({
     type: ConversationRef,

@@ -96,6 +96,13 @@ export async function getConversation(ctx: Context, id: string): Promise<Convers
   return (await requireReadable(ctx, id)).conversation;
 }
 
+export async function publicRoomBySlug(ctx: Context, slug: string): Promise<Conversation> {
+  viewerId(ctx);
+  const room = await ctx.db.conversation.findFirst({ where: { slug: slug.trim().toLowerCase(), kind: 'PUBLIC' } });
+  if (!room) throw notFound('Room');
+  return room;
+}
+
 /**
  * A page of the viewer's conversations, most recent activity first. The cursor is
  * "<lastActivityAt ms>:<id>", so pages stay stable while conversations keep moving up.

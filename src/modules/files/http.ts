@@ -23,7 +23,7 @@ export async function serveFile(services: Services, req: http.IncomingMessage, r
     if (!(expires * 1000 > Date.now())) return refuse(res, 403, 'Link expired');
   }
   const file = await services.db.file.findUnique({ where: { id }, include: { message: { select: { deletedAt: true } } } });
-  if (!file || file.deletedAt || file.message?.deletedAt) return refuse(res, 404, 'File not found');
+  if (!file || file.deletedAt || file.message?.deletedAt || !file.storageKey) return refuse(res, 404, 'File not found');
   if (kind === 'avatars' && !file.mimeType.startsWith('image/')) return refuse(res, 404, 'File not found');
 
   const headers: http.OutgoingHttpHeaders = {

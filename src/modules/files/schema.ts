@@ -2,6 +2,7 @@ import { GraphQLUpload, type FileUpload } from 'graphql-upload-minimal';
 import { builder } from '../../graphql/builder.ts';
 import type { FileSnapshot } from '../../lib/events.ts';
 import { UserRef } from '../users/schema.ts';
+import { getFile, linkFile, listFiles } from './links.ts';
 import { deleteFile, signedFileUrl, uploadAvatar, uploadFile } from './service.ts';
 
 // The GraphQL multipart request spec's scalar, under the name clients expect.
@@ -16,6 +17,10 @@ export const FileRef = builder.objectRef<FileSnapshot>('File').implement({
     width: t.exposeInt('width', { nullable: true }),
     height: t.exposeInt('height', { nullable: true }),
     createdAt: t.field({ type: 'DateTime', resolve: (f) => new Date(f.createdAt) }),
+    uploaderId: t.id({ nullable: true, resolve: (f) => f.uploaderId }),
+    conversationId: t.id({ nullable: true, resolve: (f) => f.conversationId }),
+    messageId: t.id({ nullable: true, resolve: (f) => f.messageId }),
+    isExternal: t.boolean({ description: 'Recorded here, stored elsewhere (url is its own address).', resolve: (f) => f.externalUrl != null }),
     url: t.string({
       description: 'A signed link for viewing (inline); it works without headers and expires.',
       resolve: (f, _args, ctx) => signedFileUrl(ctx, f, false),
@@ -27,7 +32,40 @@ export const FileRef = builder.objectRef<FileSnapshot>('File').implement({
   }),
 });
 
+const LinkFileInput = builder.inputType('LinkFileInput', {
+  fields: (t) => ({
+    name: t.string({ required: true, description: 'File name; its extension decides the type.' }),
+    url: t.string({ required: true, description: 'Where the file is served.' }),
+    size: t.int({ required: true, description: 'Bytes; at most 5 MB.' }),
+    messageId: t.id({ description: 'The message it belongs to; give this or conversationId.' }),
+    conversationId: t.id(),
+  }),
+});
+
+builder.queryFields((t) => ({
+  file: t.field({
+    type: FileRef,
+    authScopes: { signedIn: true },
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, { id }, ctx) => getFile(ctx, id),
+  }),
+  files: t.field({
+    type: [FileRef],
+    description: "Files of a message or a conversation you can read; with neither, your own uploads.",
+    authScopes: { signedIn: true },
+    args: { messageId: t.arg.id(), conversationId: t.arg.id() },
+    resolve: (_root, args, ctx) => listFiles(ctx, args),
+  }),
+}));
+
 builder.mutationFields((t) => ({
+  linkFile: t.field({
+    type: FileRef,
+    description: 'Records a file stored elsewhere, attached to a message or a conversation.',
+    authScopes: { signedIn: true },
+    args: { input: t.arg({ type: LinkFileInput, required: true }) },
+    resolve: (_root, { input }, ctx) => linkFile(ctx, input),
+  }),
   uploadFile: t.field({
     type: FileRef,
     description: 'Uploads a file (multipart request), optionally into a conversation, to attach to a message.',

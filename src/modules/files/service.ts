@@ -77,7 +77,7 @@ export async function deleteFile(ctx: Context, id: string): Promise<string> {
   if (!file || file.deletedAt) throw notFound('File');
   if (file.uploaderId !== me) throw forbidden('Only the uploader can delete a file');
   await ctx.db.file.update({ where: { id: file.id }, data: { deletedAt: new Date() } });
-  await ctx.storage.remove(file.storageKey);
+  if (file.storageKey) await ctx.storage.remove(file.storageKey);
   return String(file.id);
 }
 
@@ -86,7 +86,8 @@ export async function deleteFile(ctx: Context, id: string): Promise<string> {
  * who can see the file get one: every path to a File in the schema is already authorised
  * (the uploader's own upload, or an attachment of a conversation the viewer may read).
  */
-export function signedFileUrl(ctx: Context, file: Pick<FileSnapshot, 'id' | 'name'>, download: boolean): string {
+export function signedFileUrl(ctx: Context, file: Pick<FileSnapshot, 'id' | 'name' | 'externalUrl'>, download: boolean): string {
+  if (file.externalUrl) return file.externalUrl;
   const expires = Math.floor(Date.now() / 1000) + ctx.config.FILE_URL_TTL;
   const disposition = download ? 'attachment' : 'inline';
   const signature = ctx.tokens.signLink(`${file.id}.${expires}.${disposition}`);

@@ -38,6 +38,8 @@ export function fileSnapshot(file: File): FileSnapshot {
     height: file.height,
     uploaderId: file.uploaderId,
     conversationId: file.conversationId,
+    messageId: file.messageId,
+    externalUrl: file.externalUrl,
     createdAt: file.createdAt.toISOString(),
   };
 }

@@ -22,6 +22,8 @@ const httpUrl = z
   .refine((u) => /^https?:\/\//i.test(u), 'must be an http(s) URL');
 
 export const profileRules = z.object({
+  username: usernameRule.nullish(),
+  email: emailRule.nullish(),
   displayName: displayNameRule.nullish(),
   bio: z.string().trim().max(500, 'must be at most 500 characters').nullish(),
   website: httpUrl.nullish(),

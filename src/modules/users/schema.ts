@@ -3,7 +3,7 @@ import { builder } from '../../graphql/builder.ts';
 import type { UserSnapshot } from '../../lib/events.ts';
 import { loader, type Context } from '../../graphql/context.ts';
 import { notFound } from '../../graphql/errors.ts';
-import { searchUsersWhere, updateProfile } from './service.ts';
+import { deleteUser, ownAccountOrAdmin, searchUsersWhere, updateProfile } from './service.ts';
 
 /** Email, phone, settings and role are shown only to the user themself and to admins. */
 const ownerOrAdmin = (user: { id: number }, ctx: Context) => ctx.viewer?.id === user.id || ctx.viewer?.role === 'ADMIN';
@@ -17,6 +17,22 @@ async function privateField<K extends 'email' | 'phone' | 'role' | 'settings'>(u
   if (user[key] !== undefined) return user[key];
   const row = await ctx.db.user.findUnique({ where: { id: user.id }, select: { [key]: true } as Record<K, true> });
   return (row as Pick<User, K> | null)?.[key] ?? null;
+}
+
+/**
+ * Email is private like the others, except for accounts known by their email (made by an
+ * email sign-in), where it is the name others know them by.
+ */
+async function emailField(user: User, ctx: Context): Promise<string | null> {
+  if (ownerOrAdmin(user, ctx)) return privateField(user, 'email', ctx);
+  if (user.emailPublic === false) return null;
+  if (user.emailPublic && user.email !== undefined) return user.email;
+  const row = await loader(ctx, 'publicEmail', async (ids: readonly number[]) => {
+    const rows = await ctx.db.user.findMany({ where: { id: { in: [...ids] } }, select: { id: true, email: true, emailPublic: true } });
+    const byId = new Map(rows.map((r) => [r.id, r.emailPublic ? r.email : null]));
+    return ids.map((id) => byId.get(id) ?? null);
+  }).load(user.id);
+  return row;
 }
 
 /** A user carried in an event, used where the schema expects a user row. */
@@ -42,7 +58,7 @@ export const UserRef = builder.prismaObject('User', {
     }),
     lastSeenAt: t.expose('lastSeenAt', { type: 'DateTime', nullable: true }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
-    email: t.string({ nullable: true, resolve: (u, _a, ctx) => privateField(u, 'email', ctx) }),
+    email: t.string({ nullable: true, resolve: (u, _a, ctx) => emailField(u, ctx) }),
     phone: t.string({ nullable: true, resolve: (u, _a, ctx) => privateField(u, 'phone', ctx) }),
     role: t.field({ type: Role, nullable: true, resolve: (u, _a, ctx) => privateField(u, 'role', ctx) }),
     settings: t.field({ type: 'JSON', nullable: true, resolve: (u, _a, ctx) => privateField(u, 'settings', ctx) }),
@@ -61,9 +77,16 @@ builder.queryFields((t) => ({
     type: 'User',
     nullable: true,
     authScopes: { signedIn: true },
-    args: { id: t.arg.id(), username: t.arg.string() },
-    resolve: async (query, _root, { id, username }, ctx) => {
-      const where = id ? { id: Number(id) } : username ? { username: username.trim().toLowerCase() } : null;
+    description: 'A user by id, username or exact email address.',
+    args: { id: t.arg.id(), username: t.arg.string(), email: t.arg.string() },
+    resolve: async (query, _root, { id, username, email }, ctx) => {
+      const where = id
+        ? { id: Number(id) }
+        : username
+          ? { username: username.trim().toLowerCase() }
+          : email
+            ? { email: email.trim().toLowerCase() }
+            : null;
       if (!where || ('id' in where && !Number.isSafeInteger(where.id))) throw notFound('User');
       return ctx.db.user.findUnique({ ...query, where });
     },
@@ -82,6 +105,8 @@ builder.queryFields((t) => ({
 
 const UpdateProfileInput = builder.inputType('UpdateProfileInput', {
   fields: (t) => ({
+    username: t.string(),
+    email: t.string(),
     displayName: t.string(),
     bio: t.string(),
     website: t.string(),
@@ -94,8 +119,15 @@ const UpdateProfileInput = builder.inputType('UpdateProfileInput', {
 builder.mutationFields((t) => ({
   updateProfile: t.prismaField({
     type: 'User',
+    description: "Changes the viewer's profile, or (admins) the profile of userId.",
     authScopes: { signedIn: true },
-    args: { input: t.arg({ type: UpdateProfileInput, required: true }) },
-    resolve: (query, _root, { input }, ctx) => updateProfile(ctx, ctx.viewer!.id, input, query),
+    args: { input: t.arg({ type: UpdateProfileInput, required: true }), userId: t.arg.id() },
+    resolve: (query, _root, { input, userId }, ctx) => updateProfile(ctx, ownAccountOrAdmin(ctx, userId), input, query),
+  }),
+  deleteUser: t.id({
+    description: 'Deletes an account (your own, or any as an admin): its sessions end, its messages stay without a sender.',
+    authScopes: { signedIn: true },
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (_root, { id }, ctx) => String(await deleteUser(ctx, ownAccountOrAdmin(ctx, id))),
   }),
 }));

@@ -1,7 +1,19 @@
 import type { Prisma } from '../../generated/prisma/client.ts';
-import type { Services, Viewer } from '../../graphql/context.ts';
-import { parseInput } from '../../lib/validation.ts';
+import type { Context, Services, Viewer } from '../../graphql/context.ts';
+import { conflict, forbidden, notFound, unauthenticated } from '../../graphql/errors.ts';
+import { topics } from '../../lib/events.ts';
+import { parseInput, uniqueViolation } from '../../lib/validation.ts';
 import { profileRules } from './rules.ts';
+
+/** The account an operation on `userId` may touch: the viewer's own, or any for an admin. */
+export function ownAccountOrAdmin(ctx: Context, userId?: string | null): number {
+  if (!ctx.viewer) throw unauthenticated();
+  if (userId == null || userId === String(ctx.viewer.id)) return ctx.viewer.id;
+  if (ctx.viewer.role !== 'ADMIN') throw forbidden('You can only change your own account');
+  const id = Number(userId);
+  if (!Number.isSafeInteger(id)) throw notFound('User');
+  return id;
+}
 
 /** Who a user search may return: banned accounts only to admins. */
 export function searchUsersWhere(search: string | null | undefined, viewer: Viewer | null): Prisma.UserWhereInput {
@@ -13,6 +25,7 @@ export function searchUsersWhere(search: string | null | undefined, viewer: View
           OR: [
             { username: { contains: term, mode: 'insensitive' } },
             { displayName: { contains: term, mode: 'insensitive' } },
+            { email: { contains: term, mode: 'insensitive' }, emailPublic: true },
           ],
         }
       : {}),
@@ -31,6 +44,8 @@ export async function updateProfile<Q extends { select?: unknown; include?: unkn
 ) {
   const data = parseInput(profileRules, input);
   const update: Prisma.UserUpdateInput = {};
+  if (data.username) update.username = data.username;
+  if (data.email !== undefined) update.email = data.email;
   for (const key of ['displayName', 'bio', 'website', 'avatarUrl'] as const) {
     if (data[key] !== undefined) update[key] = data[key] || null;
   }
@@ -39,5 +54,25 @@ export async function updateProfile<Q extends { select?: unknown; include?: unkn
     const current = await services.db.user.findUniqueOrThrow({ where: { id: userId }, select: { settings: true } });
     update.settings = { ...(current.settings as object), ...data.settings } as Prisma.InputJsonObject;
   }
-  return services.db.user.update({ ...(query as object), where: { id: userId }, data: update });
+  try {
+    return await services.db.user.update({ ...(query as object), where: { id: userId }, data: update });
+  } catch (err) {
+    const fields = uniqueViolation(err);
+    const field = fields && (['username', 'email'] as const).find((f) => fields.includes(f));
+    if (field) throw conflict(field, `This ${field} is already taken`);
+    if ((err as { code?: string }).code === 'P2025') throw notFound('User');
+    throw err;
+  }
+}
+
+/**
+ * Deletes an account. Its devices go with it (so its tokens stop working) and its open
+ * sockets are closed; its messages stay in their conversations without a sender.
+ */
+export async function deleteUser(services: Services, userId: number): Promise<number> {
+  const devices = await services.db.device.findMany({ where: { userId }, select: { id: true } });
+  const deleted = await services.db.user.deleteMany({ where: { id: userId } });
+  if (deleted.count === 0) throw notFound('User');
+  for (const device of devices) await services.bus.publish(topics.control(), { type: 'deviceRevoked', userId, deviceId: device.id });
+  return userId;
 }

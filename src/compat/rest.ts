@@ -1,0 +1,304 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import type http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import busboy from 'busboy';
+import * as cookie from 'cookie';
+import { Upload } from 'graphql-upload-minimal';
+import type { Services } from '../graphql/context.ts';
+import { sendJson, transportContext } from '../transports/http.ts';
+import { GatewayError, type Caller, type Data, type Gateway } from './gateway.ts';
+import { rateLimitHeaders, type Limit, type RateLimits } from './rate-limit.ts';
+
+/** A file of a multipart request, kept in a temporary file until the route is done. */
+export interface UploadedFile {
+  filename: string;
+  mimetype: string;
+  size: number;
+  /** For a GraphQL `Upload` variable. */
+  upload(): Upload;
+}
+
+export interface RestRequest {
+  method: string;
+  path: string;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  /** JSON, form or multipart fields. */
+  body: Data;
+  files: Record<string, UploadedFile>;
+  headers: http.IncomingHttpHeaders;
+  cookies: Record<string, string | undefined>;
+  /** Who the route runs as; a dialect's `authorize` may replace it (cookies). */
+  caller: Caller;
+  /** Runs a GraphQL document as the caller. */
+  run(document: string, variables?: Record<string, unknown>): Promise<Data>;
+}
+
+export interface SetCookie {
+  name: string;
+  value: string;
+  options: cookie.SerializeOptions;
+}
+
+export interface RestReply {
+  status: number;
+  body: unknown;
+  cookies?: SetCookie[];
+}
+
+export interface Route {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH';
+  /** The seed's path after the mount, with `:name` parameters. */
+  path: string;
+  /** Which documented rate limit counts this route (a key of the dialect's `limits`). */
+  limit?: string;
+  /** Largest multipart file accepted, bytes (default: the server's MAX_UPLOAD_BYTES). */
+  maxFileBytes?: number;
+  handle(req: RestRequest): Promise<RestReply>;
+}
+
+export interface RestDialect {
+  name: string;
+  mount: string;
+  routes: Route[];
+  /** The seed's error body (and status, when it differs from `statusOf`). */
+  errorReply(err: GatewayError, req: RestRequest | null): RestReply;
+  /** Turns the request's credentials into a caller; may refuse, or set cookies (sessions). */
+  authorize?(req: RestRequest, services: Services, gateway: Gateway): Promise<SetCookie[] | void>;
+  /** Rate limits by name; `default` counts routes without a `limit`. */
+  limits?: Record<string, Limit>;
+}
+
+/** The HTTP status a CONTRACT error code means, unless a dialect says otherwise. */
+export function statusOf(code: string): number {
+  const statuses: Record<string, number> = {
+    UNAUTHENTICATED: 401,
+    FORBIDDEN: 403,
+    NOT_FOUND: 404,
+    BAD_USER_INPUT: 400,
+    CONFLICT: 409,
+    RATE_LIMITED: 429,
+    PAYLOAD_TOO_LARGE: 413,
+    METHOD_NOT_ALLOWED: 405,
+  };
+  return statuses[code] ?? 500;
+}
+
+const JSON_LIMIT = 1024 * 1024;
+
+interface CompiledRoute {
+  route: Route;
+  pattern: RegExp;
+  names: string[];
+}
+
+/**
+ * Serves the REST routes of the dialects: finds the route, parses the body, authorizes, counts
+ * the rate limit, runs the route's GraphQL documents through the gateway and writes the seed's
+ * JSON. Every failure becomes the dialect's own error body.
+ */
+export class RestRouter {
+  private readonly dialects: Array<{ dialect: RestDialect; routes: CompiledRoute[] }>;
+
+  constructor(
+    private readonly services: Services,
+    private readonly gateway: Gateway,
+    private readonly limits: RateLimits,
+    dialects: RestDialect[],
+  ) {
+    this.dialects = dialects.map((dialect) => ({ dialect, routes: dialect.routes.map(compile) }));
+  }
+
+  /** Handles the request if it is under a dialect's mount; false otherwise. */
+  handle(req: http.IncomingMessage, res: http.ServerResponse, url: URL): boolean {
+    const entry = this.dialects.find(({ dialect }) => url.pathname === dialect.mount || url.pathname.startsWith(`${dialect.mount}/`));
+    if (!entry) return false;
+    void this.serve(entry.dialect, entry.routes, req, res, url).catch((err) => {
+      this.services.log.error({ err }, 'dialect route failed');
+      if (!res.headersSent) this.write(res, entry.dialect.errorReply(new GatewayError('INTERNAL_SERVER_ERROR', 'Internal server error'), null));
+      else res.destroy();
+    });
+    return true;
+  }
+
+  private async serve(dialect: RestDialect, routes: CompiledRoute[], req: http.IncomingMessage, res: http.ServerResponse, url: URL) {
+    if (this.cors(req, res)) return;
+    const subpath = url.pathname.slice(dialect.mount.length).replace(/(.)\/$/, '$1') || '/';
+    const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
+    const candidates = routes.map((r) => ({ r, match: r.pattern.exec(subpath) })).filter((c) => c.match);
+    const found = candidates.find((c) => c.r.route.method === method);
+    if (!found) {
+      const err = candidates.length
+        ? new GatewayError('METHOD_NOT_ALLOWED', 'Method not allowed')
+        : new GatewayError('NOT_FOUND', 'Not found');
+      return this.write(res, dialect.errorReply(err, null));
+    }
+    const { route } = found.r;
+    const params = Object.fromEntries(found.r.names.map((n, i) => [n, decodeURIComponent(found.match![i + 1])]));
+    const cleanup: string[] = [];
+    const request: RestRequest = {
+      method,
+      path: subpath,
+      params,
+      query: url.searchParams,
+      body: {},
+      files: {},
+      headers: req.headers,
+      cookies: cookie.parse(req.headers.cookie ?? ''),
+      caller: transportContext(req),
+      run: (document, variables = {}) => this.gateway.run(document, variables, request.caller),
+    };
+    const setCookies: SetCookie[] = [];
+    let headers: Record<string, string> = {};
+    try {
+      await this.readBody(req, request, route.maxFileBytes ?? this.services.config.MAX_UPLOAD_BYTES, cleanup);
+      setCookies.push(...((await dialect.authorize?.(request, this.services, this.gateway)) ?? []));
+      const limit = dialect.limits?.[route.limit ?? 'default'];
+      if (limit) {
+        const who = (await this.identity(request)) ?? `ip:${req.socket.remoteAddress}`;
+        const result = await this.limits.consume(`${dialect.name}:${route.limit ?? 'default'}`, limit, who);
+        if (result) {
+          headers = rateLimitHeaders(result);
+          if (!result.allowed) {
+            throw new GatewayError('RATE_LIMITED', `Rate limit exceeded; try again in ${result.retryAfter} seconds`, {}, { retryAfter: result.retryAfter });
+          }
+        }
+      }
+      const reply = await route.handle(request);
+      this.write(res, { ...reply, cookies: [...setCookies, ...(reply.cookies ?? [])] }, headers);
+    } catch (err) {
+      if (!(err instanceof GatewayError)) throw err;
+      const reply = dialect.errorReply(err, request);
+      this.write(res, { ...reply, cookies: [...setCookies, ...(reply.cookies ?? [])] }, headers);
+    } finally {
+      await Promise.all(cleanup.map((dir) => rm(dir, { recursive: true, force: true })));
+    }
+  }
+
+  /** The signed-in user a limit counts against (their id), from the caller's token. */
+  private async identity(request: RestRequest): Promise<string | null> {
+    const token = typeof request.caller.authorization === 'string' ? request.caller.authorization.replace(/^Bearer\s+/i, '') : null;
+    if (!token) return null;
+    try {
+      return `user:${this.services.tokens.verifyAccess(token).sub}`;
+    } catch {
+      return null;
+    }
+  }
+
+  private write(res: http.ServerResponse, reply: RestReply, headers: Record<string, string> = {}) {
+    const cookies = (reply.cookies ?? []).map((c) => cookie.serialize(c.name, c.value, c.options));
+    sendJson(res, reply.status, reply.body, { ...headers, ...(cookies.length ? { 'set-cookie': cookies } : {}) });
+  }
+
+  /** Answers CORS preflights and marks allowed origins; true when the request was a preflight. */
+  private cors(req: http.IncomingMessage, res: http.ServerResponse): boolean {
+    const origin = req.headers.origin;
+    const allowed = this.services.config.CORS_ORIGINS.split(',').map((o) => o.trim());
+    if (origin && (allowed.includes('*') || allowed.includes(origin))) {
+      res.setHeader('access-control-allow-origin', origin);
+      res.setHeader('access-control-allow-credentials', 'true');
+      res.setHeader('vary', 'Origin');
+      res.setHeader('access-control-expose-headers', 'X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After');
+    }
+    if (req.method !== 'OPTIONS') return false;
+    res.writeHead(204, {
+      'access-control-allow-methods': 'GET, POST, PUT, PATCH, DELETE, OPTIONS',
+      'access-control-allow-headers': req.headers['access-control-request-headers'] ?? 'Content-Type, Authorization, X-Requested-With',
+      'access-control-max-age': '600',
+    });
+    res.end();
+    return true;
+  }
+
+  private async readBody(req: http.IncomingMessage, request: RestRequest, maxFileBytes: number, cleanup: string[]) {
+    const type = (req.headers['content-type'] ?? '').toLowerCase();
+    if (!req.headers['content-length'] && !req.headers['transfer-encoding']) return;
+    if (type.startsWith('multipart/form-data')) return this.readMultipart(req, request, maxFileBytes, cleanup);
+    const text = await readText(req);
+    if (!text) return;
+    if (type.startsWith('application/x-www-form-urlencoded')) {
+      request.body = Object.fromEntries(new URLSearchParams(text));
+      return;
+    }
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) request.body = parsed as Data;
+      else throw new Error('not an object');
+    } catch {
+      throw new GatewayError('BAD_USER_INPUT', 'The request body must be a JSON object', { body: 'must be a JSON object' });
+    }
+  }
+
+  /**
+   * Multipart forms: fields by name, files streamed to a temporary directory (a form may send
+   * a file before the fields that say where it goes), refused past `maxFileBytes`.
+   */
+  private async readMultipart(req: http.IncomingMessage, request: RestRequest, maxFileBytes: number, cleanup: string[]) {
+    const dir = await mkdtemp(path.join(tmpdir(), 'chat-form-'));
+    cleanup.push(dir);
+    const writes: Promise<void>[] = [];
+    let tooLarge = false;
+    await new Promise<void>((resolve, reject) => {
+      let form: busboy.Busboy;
+      try {
+        form = busboy({ headers: req.headers, limits: { fileSize: maxFileBytes, files: 5, fields: 50 } });
+      } catch {
+        return reject(new GatewayError('BAD_USER_INPUT', 'Malformed multipart body', { body: 'must be multipart/form-data' }));
+      }
+      form.on('field', (name, value) => {
+        request.body[name] = value;
+      });
+      form.on('file', (name, stream, info) => {
+        const target = path.join(dir, String(writes.length));
+        let size = 0;
+        stream.on('data', (chunk: Buffer) => (size += chunk.length));
+        stream.once('limit', () => (tooLarge = true));
+        writes.push(
+          pipeline(stream, createWriteStream(target)).then(() => {
+            if (!info.filename) return;
+            request.files[name] = {
+              filename: info.filename,
+              mimetype: info.mimeType,
+              size,
+              upload() {
+                // `resolve` exists at run time; the package's types leave it out.
+                const upload = new Upload() as Upload & { resolve(file: unknown): void };
+                upload.resolve({ filename: info.filename, mimetype: info.mimeType, encoding: info.encoding, fieldName: name, createReadStream: () => createReadStream(target) });
+                return upload;
+              },
+            };
+          }),
+        );
+      });
+      form.once('error', () => reject(new GatewayError('BAD_USER_INPUT', 'Malformed multipart body', { body: 'could not be read' })));
+      form.once('close', resolve);
+      req.pipe(form);
+    });
+    await Promise.all(writes);
+    if (tooLarge) throw new GatewayError('PAYLOAD_TOO_LARGE', `File too large; at most ${maxFileBytes} bytes`, {}, { limit: maxFileBytes });
+  }
+}
+
+function compile(route: Route): CompiledRoute {
+  const names: string[] = [];
+  const source = route.path.replace(/\/$/, '').replace(/:([a-z_]+)/gi, (_m, name: string) => {
+    names.push(name);
+    return '([^/]+)';
+  });
+  return { route, names, pattern: new RegExp(`^${source || '/'}$`) };
+}
+
+async function readText(req: http.IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > JSON_LIMIT) throw new GatewayError('PAYLOAD_TOO_LARGE', 'Request body too large', {}, { limit: JSON_LIMIT });
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,75 @@
+import { GatewayError, type Data } from './gateway.ts';
+import type { SocketSession } from './sockets.ts';
+
+/**
+ * Pieces more than one dialect needs: message kinds as the seeds spell them, numeric ids,
+ * and the presence of a socket user's contacts.
+ */
+
+const KINDS = ['text', 'image', 'file', 'audio', 'video', 'system'] as const;
+
+/** A seed's lower-case message type as our MessageKind; BAD_USER_INPUT names `field` otherwise. */
+export function messageKind(type: unknown, field: string): string {
+  if (type == null || type === '') return 'TEXT';
+  const lower = String(type).toLowerCase();
+  if (!(KINDS as readonly string[]).includes(lower)) {
+    throw new GatewayError('BAD_USER_INPUT', `${field}: must be one of ${KINDS.join(', ')}`, { [field]: `must be one of ${KINDS.join(', ')}` });
+  }
+  return lower.toUpperCase();
+}
+
+/** Our MessageKind as the seeds spell it. */
+export function seedKind(kind: string): string {
+  return kind.toLowerCase();
+}
+
+/** Seeds that show ids as numbers get numbers (our ids are numeric strings in GraphQL). */
+export function num(id: string | null | undefined): number | null {
+  return id == null ? null : Number(id);
+}
+
+/** A required field of a request body, or BAD_USER_INPUT naming it. */
+export function required(body: Data, field: string): unknown {
+  const value = body[field];
+  if (value == null || value === '') throw new GatewayError('BAD_USER_INPUT', `${field}: is required`, { [field]: 'is required' });
+  return value;
+}
+
+/** A path or body id that must be a positive integer; NOT_FOUND otherwise (there is no such thing). */
+export function idParam(value: unknown, what: string): string {
+  const text = String(value ?? '');
+  if (!/^[1-9]\d{0,15}$/.test(text)) throw new GatewayError('NOT_FOUND', `${what} not found`);
+  return text;
+}
+
+/** The users the socket's user shares a conversation with (for online/offline events). */
+export async function contacts(session: SocketSession, userFields = ''): Promise<Data[]> {
+  const data = await session.run(
+    `query DialectContacts { me { id } conversations(first: 100) { edges { node { participants { id ${userFields} } } } } }`,
+  );
+  const byId = new Map<string, Data>();
+  for (const edge of data.conversations.edges) for (const p of edge.node.participants) byId.set(p.id, p);
+  byId.delete(data.me.id);
+  return [...byId.values()];
+}
+
+/**
+ * Follows the presence of the socket user's contacts. The subscription first reports each
+ * contact's current state: those already online are announced, the offline ones are not news.
+ */
+export async function followContactsPresence(session: SocketSession, userFields: string, onChange: (user: Data, isOnline: boolean) => void) {
+  const ids = (await contacts(session)).map((u) => u.id);
+  if (ids.length === 0) return;
+  const seen = new Set<string>();
+  await session.follow(
+    'presence',
+    `subscription DialectPresence($ids: [ID!]!) { presence(userIds: $ids) { isOnline lastSeenAt user { id ${userFields} } } }`,
+    { ids },
+    ({ presence }) => {
+      const first = !seen.has(presence.user.id);
+      seen.add(presence.user.id);
+      if (first && !presence.isOnline) return;
+      onChange({ ...presence.user, lastSeenAt: presence.lastSeenAt }, presence.isOnline);
+    },
+  );
+}

@@ -1,0 +1,184 @@
+import { GatewayError, type Data } from '../gateway.ts';
+import type { RestDialect, RestRequest, Route } from '../rest.ts';
+import { statusOf } from '../rest.ts';
+import { messageKind, idParam } from '../shared.ts';
+import { handle, MESSAGE_FIELDS, messageJson, recipientId, USER_FIELDS, userJson } from './shape.ts';
+
+/** Tokens "valid for 24 hours by default", as the seed says. */
+const TOKEN_SECONDS = 24 * 60 * 60;
+const PAGE = 100;
+
+const ok = (body: unknown) => ({ status: 200, body });
+const asText = (v: unknown) => (v == null || v === '' ? null : String(v));
+
+const routes: Route[] = [
+  {
+    method: 'POST',
+    path: '/api/auth/login',
+    async handle(req) {
+      const data = await req.run(
+        `mutation SocketChatLogin($input: EmailLoginInput!) { emailLogin(input: $input) { accessToken user { ${USER_FIELDS} } } }`,
+        {
+          input: {
+            email: asText(req.body.email) ?? '',
+            name: asText(req.body.name),
+            avatarUrl: asText(req.body.profile_image),
+            password: asText(req.body.password),
+            sessionSeconds: TOKEN_SECONDS,
+          },
+        },
+      );
+      const { accessToken, user } = data.emailLogin;
+      return ok({ access_token: accessToken, token_type: 'bearer', user: userJson(user) });
+    },
+  },
+  {
+    method: 'GET',
+    path: '/api/users/me',
+    async handle(req) {
+      const { me } = await req.run(`query SocketChatMe { me { ${USER_FIELDS} } }`);
+      if (!me) throw new GatewayError('UNAUTHENTICATED', 'Could not validate credentials');
+      return ok({ ...userJson(me), is_online: me.isOnline, last_seen: me.lastSeenAt });
+    },
+  },
+  {
+    method: 'GET',
+    path: '/api/users/search',
+    async handle(req) {
+      const query = req.query.get('query')?.trim();
+      if (!query) throw new GatewayError('BAD_USER_INPUT', 'query: is required', { query: 'is required' });
+      const data = await req.run(
+        `query SocketChatSearch($search: String!) { me { id } users(search: $search, first: 50) { edges { node { ${USER_FIELDS} } } } }`,
+        { search: query },
+      );
+      const users = data.users.edges.map((e: Data) => e.node).filter((u: Data) => u.id !== data.me.id);
+      return ok(users.map((u: Data) => ({ ...userJson(u), is_online: u.isOnline })));
+    },
+  },
+  {
+    method: 'GET',
+    path: '/api/conversations',
+    async handle(req) {
+      const data = await req.run(`query SocketChatConversations {
+        conversations(first: 100) { edges { node { id unreadCount participants { ${USER_FIELDS} } lastMessage { content createdAt sender { ${USER_FIELDS} } } } } }
+      }`);
+      return ok(
+        data.conversations.edges.map(({ node: c }: Data) => ({
+          conversation_id: c.id,
+          participants: c.participants.map(handle),
+          last_message: c.lastMessage?.content ?? null,
+          last_message_time: c.lastMessage?.createdAt ?? null,
+          last_message_sender: handle(c.lastMessage?.sender),
+          unread_count: c.unreadCount,
+        })),
+      );
+    },
+  },
+  {
+    method: 'POST',
+    path: '/api/conversations/start',
+    async handle(req) {
+      const userId = await recipientId(req.run, req.body.to_email);
+      const data = await req.run(
+        `mutation SocketChatStart($userId: ID!) { ensureDirectConversation(userId: $userId) { id participants { ${USER_FIELDS} } } }`,
+        { userId },
+      );
+      const c = data.ensureDirectConversation;
+      return ok({ conversation_id: c.id, participants: c.participants.map(handle) });
+    },
+  },
+  {
+    method: 'GET',
+    path: '/api/conversations/:conversation_id/messages',
+    async handle(req) {
+      const skip = count(req, 'skip', 0, 0, 10_000);
+      const limit = count(req, 'limit', 50, 1, 500);
+      const newest = await newestMessages(req, skip + limit);
+      return ok(newest.slice(0, Math.max(0, newest.length - skip)).map((m) => messageJson(m, true)));
+    },
+  },
+  {
+    method: 'POST',
+    path: '/api/conversations/:conversation_id/mark-read',
+    async handle(req) {
+      await req.run(`mutation SocketChatMarkRead($id: ID!) { markConversationRead(conversationId: $id) { id } }`, {
+        id: idParam(req.params.conversation_id, 'Conversation'),
+      });
+      return ok({ message: 'Conversation marked as read' });
+    },
+  },
+  {
+    method: 'POST',
+    path: '/api/messages/send',
+    async handle(req) {
+      const data = await req.run(
+        `mutation SocketChatSend($input: SendMessageInput!) { sendMessage(input: $input) { ${MESSAGE_FIELDS} } }`,
+        { input: await sendInput(req.run, req.body) },
+      );
+      return ok(messageJson(data.sendMessage));
+    },
+  },
+  {
+    method: 'GET',
+    path: '/health',
+    async handle(req) {
+      await req.run('query SocketChatHealth { __typename }');
+      return ok({ status: 'healthy' });
+    },
+  },
+];
+
+/** The input of sendMessage for a `send_message` body (REST and socket alike). */
+export async function sendInput(run: RestRequest['run'], body: Data) {
+  const message = typeof body.message === 'string' ? body.message : '';
+  return {
+    recipientId: await recipientId(run, body.to_email),
+    content: message,
+    kind: messageKind(body.message_type, 'message_type'),
+    replyToId: body.reply_to == null || body.reply_to === '' ? null : String(body.reply_to),
+  };
+}
+
+function count(req: RestRequest, name: string, fallback: number, min: number, max: number): number {
+  const raw = req.query.get(name);
+  if (raw == null || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new GatewayError('BAD_USER_INPUT', `${name}: must be an integer from ${min} to ${max}`, { [name]: `must be an integer from ${min} to ${max}` });
+  }
+  return n;
+}
+
+/**
+ * The newest `wanted` messages, oldest first: history is paged back from the newest by id,
+ * so `skip` counts from the most recent message as chat clients expect.
+ */
+async function newestMessages(req: RestRequest, wanted: number): Promise<Data[]> {
+  const conversationId = idParam(req.params.conversation_id, 'Conversation');
+  const collected: Data[] = [];
+  let before: string | null = null;
+  while (collected.length < wanted) {
+    const data = await req.run(
+      `query SocketChatHistory($id: ID!, $last: Int!, $before: String) {
+        messages(conversationId: $id, last: $last, before: $before) { pageInfo { hasPreviousPage startCursor } edges { node { ${MESSAGE_FIELDS} } } }
+      }`,
+      { id: conversationId, last: Math.min(PAGE, wanted - collected.length), before },
+    );
+    const page = data.messages;
+    collected.unshift(...page.edges.map((e: Data) => e.node));
+    if (!page.pageInfo.hasPreviousPage || !page.edges.length) break;
+    before = page.pageInfo.startCursor;
+  }
+  return collected;
+}
+
+export const socketChatRest: RestDialect = {
+  name: 'socket-chat',
+  mount: '/socket-chat',
+  routes,
+  errorReply(err) {
+    // FastAPI answers refused input with 422.
+    const status = err.code === 'BAD_USER_INPUT' ? 422 : err.code === 'CONFLICT' ? 400 : statusOf(err.code);
+    return { status, body: { detail: status === 500 ? 'Internal server error' : err.message } };
+  },
+};

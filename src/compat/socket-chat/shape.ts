@@ -1,0 +1,50 @@
+import type { Data } from '../gateway.ts';
+import { GatewayError } from '../gateway.ts';
+import { seedKind } from '../shared.ts';
+
+/**
+ * socket-chat (seed 004) knows people by email. Accounts made through its login publish their
+ * email; others keep it private, and their username stands in its place (a `to_email` may be
+ * either, so a reply still reaches them).
+ */
+export const USER_FIELDS = 'id username email displayName avatarUrl isOnline lastSeenAt';
+export const MESSAGE_FIELDS = `id conversationId content kind isEdited createdAt replyTo { id } sender { ${USER_FIELDS} }`;
+
+export function handle(user: Data | null | undefined): string | null {
+  return user ? (user.email ?? user.username) : null;
+}
+
+export function userJson(user: Data) {
+  return { email: handle(user), name: user.displayName ?? user.username, profile_image: user.avatarUrl ?? null };
+}
+
+/** A message as socket-chat sends it; `withEdited` for history, whose entries also say `edited`. */
+export function messageJson(m: Data, withEdited = false) {
+  return {
+    id: m.id,
+    conversation_id: m.conversationId,
+    sender_email: handle(m.sender),
+    sender_name: m.sender ? (m.sender.displayName ?? m.sender.username) : null,
+    message: m.content,
+    timestamp: m.createdAt,
+    message_type: seedKind(m.kind),
+    ...(withEdited ? { edited: m.isEdited } : {}),
+    reply_to: m.replyTo?.id ?? null,
+  };
+}
+
+/** The user a `to_email` names: by email, or by username for accounts with a private email. */
+export const FIND_USER = /* GraphQL */ `
+  query SocketChatFindUser($email: String, $username: String) {
+    user(email: $email, username: $username) { id }
+  }
+`;
+
+export async function recipientId(run: (doc: string, vars: Record<string, unknown>) => Promise<Data>, toEmail: unknown): Promise<string> {
+  const value = typeof toEmail === 'string' ? toEmail.trim() : '';
+  if (!value) throw new GatewayError('BAD_USER_INPUT', 'to_email: is required', { to_email: 'is required' });
+  const data = await run(FIND_USER, value.includes('@') ? { email: value } : { username: value });
+  const user = data.user;
+  if (!user) throw new GatewayError('NOT_FOUND', 'User not found');
+  return user.id;
+}

@@ -1,0 +1,101 @@
+import { GatewayError, type Data } from '../gateway.ts';
+import { contacts, followContactsPresence, idParam } from '../shared.ts';
+import { ConnectRefused, type SocketDialect, type SocketSession } from '../sockets.ts';
+import { sendInput } from './rest.ts';
+import { handle, MESSAGE_FIELDS, messageJson, USER_FIELDS } from './shape.ts';
+
+const USER_EVENTS = /* GraphQL */ `
+  subscription SocketChatUserEvents {
+    userEvents { __typename ... on MessageAddedEvent { message { ${MESSAGE_FIELDS} } } }
+  }
+`;
+
+const CONVERSATION_EVENTS = /* GraphQL */ `
+  subscription SocketChatConversationEvents($id: ID!) {
+    conversationEvents(conversationId: $id) {
+      __typename
+      ... on TypingEvent { conversationId isTyping user { ${USER_FIELDS} } }
+      ... on ReadReceiptEvent { conversationId user { ${USER_FIELDS} } }
+    }
+  }
+`;
+
+function conversationId(data: Data): string {
+  return idParam(data.conversation_id, 'Conversation');
+}
+
+/**
+ * socket-chat's Socket.IO namespace. New messages of every conversation of the user arrive
+ * without joining (as `new_message`, and `message_notification` for others' messages); typing
+ * and read events come for the conversations the socket joined.
+ */
+export const socketChatSocket: SocketDialect = {
+  namespace: '/socket-chat',
+  async token(socket) {
+    const token = socket.handshake.auth?.token ?? socket.handshake.query.token;
+    return typeof token === 'string' && token ? token : null;
+  },
+  refuse() {
+    return new ConnectRefused('User not authenticated', { message: 'User not authenticated' });
+  },
+  async onConnect(session) {
+    const { socket } = session;
+    await session.follow('user', USER_EVENTS, {}, ({ userEvents }) => {
+      if (userEvents.__typename !== 'MessageAddedEvent') return;
+      const message = userEvents.message;
+      socket.emit('new_message', messageJson(message));
+      if (message.sender?.id !== String(session.viewer.id)) {
+        const { conversation_id, sender_email, sender_name, message: text } = messageJson(message);
+        socket.emit('message_notification', { conversation_id, sender_email, sender_name, message: text });
+      }
+    });
+    await followContactsPresence(session, USER_FIELDS, (user, isOnline) => {
+      socket.emit(isOnline ? 'user_online' : 'user_offline', { email: handle(user) });
+    });
+  },
+  events: {
+    async send_message(session, data) {
+      const input = await sendInput(session.run.bind(session), data);
+      await session.run(`mutation SocketChatSocketSend($input: SendMessageInput!) { sendMessage(input: $input) { id } }`, { input });
+    },
+    async join_conversation(session, data) {
+      const id = conversationId(data);
+      await session.follow(`conversation:${id}`, CONVERSATION_EVENTS, { id }, ({ conversationEvents: e }) => {
+        if (e.__typename === 'TypingEvent') {
+          session.socket.emit('user_typing', { conversation_id: e.conversationId, user_email: handle(e.user), typing: e.isTyping });
+        } else if (e.__typename === 'ReadReceiptEvent') {
+          session.socket.emit('marked_as_read', { conversation_id: e.conversationId, user_email: handle(e.user) });
+        }
+      });
+      session.socket.emit('joined_conversation', { conversation_id: id });
+    },
+    async leave_conversation(session, data) {
+      const id = conversationId(data);
+      await session.unfollow(`conversation:${id}`);
+      session.socket.emit('left_conversation', { conversation_id: id });
+    },
+    async mark_as_read(session, data) {
+      await session.run(`mutation SocketChatSocketRead($id: ID!) { markConversationRead(conversationId: $id) { id } }`, { id: conversationId(data) });
+    },
+    async typing_start(session, data) {
+      await setTyping(session, data, true);
+    },
+    async typing_stop(session, data) {
+      await setTyping(session, data, false);
+    },
+    async get_online_users(session) {
+      const online = (await contacts(session, USER_FIELDS)).filter((u) => u.isOnline);
+      session.socket.emit('online_users', { users: online.map(handle) });
+    },
+  },
+  errorPayload(err: GatewayError) {
+    return { message: err.code === 'INTERNAL_SERVER_ERROR' ? 'Internal server error' : err.message };
+  },
+};
+
+async function setTyping(session: SocketSession, data: Data, isTyping: boolean) {
+  await session.run(`mutation SocketChatTyping($id: ID!, $on: Boolean!) { setTyping(conversationId: $id, isTyping: $on) }`, {
+    id: conversationId(data),
+    on: isTyping,
+  });
+}
