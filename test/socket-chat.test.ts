@@ -250,7 +250,7 @@ describe('socket-chat Socket.IO', () => {
         typing.push(data);
       }
     }
-    const bob = new App(b.token) as ChatService & { socket: Socket };
+    const bob = new App(b.token);
     sockets.push(bob.socket);
     await nextIo(bob.socket, 'connect');
     const notified = nextIo(bob.socket, 'message_notification');
@@ -272,7 +272,7 @@ describe('socket-chat Socket.IO', () => {
     expect(received).toContainEqual(expect.objectContaining({ id: sent.id }));
     expect(await notified).toEqual({ conversation_id: sent.conversation_id, sender_email: a.email, sender_name: a.name, message: 'Hello there!' });
 
-    const alice = new App(a.token) as ChatService & { socket: Socket };
+    const alice = new App(a.token);
     sockets.push(alice.socket);
     await nextIo(alice.socket, 'connect');
     const joined = nextIo(bob.socket, 'joined_conversation');
