@@ -98,6 +98,7 @@ builder.queryFields((t) => ({
     defaultSize: 20,
     maxSize: 100,
     args: { search: t.arg.string() },
+    totalCount: (_root, { search }, ctx) => ctx.db.user.count({ where: searchUsersWhere(search as string | null, ctx.viewer) }),
     resolve: (query, _root, { search }, ctx) =>
       ctx.db.user.findMany({ ...query, where: searchUsersWhere(search, ctx.viewer), orderBy: { id: 'asc' } }),
   }),
