@@ -175,7 +175,7 @@ async function assemble(services: Services, database: Database, instanceId: stri
         clearTimeout(grace);
         await presence.stop();
         services.typing.stop();
-        services.calls.stop();
+        await services.calls.stop();
         await services.delivery.flush();
         stopControl();
         await bus.close().catch((err) => log.warn({ err }, 'closing pub/sub failed'));

@@ -10,6 +10,8 @@ export class CallTimer {
   private readonly ringing = new Map<number, NodeJS.Timeout>();
   private sweeper?: NodeJS.Timeout;
   private services?: Services;
+  /** The sweep under way, which stop() waits for so it never runs on a closed database. */
+  private running?: Promise<void>;
 
   constructor(
     private readonly timeoutSeconds: number,
@@ -36,18 +38,26 @@ export class CallTimer {
     this.ringing.delete(callId);
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     clearInterval(this.sweeper);
     for (const timer of this.ringing.values()) clearTimeout(timer);
     this.ringing.clear();
+    const services = this.services;
+    this.services = undefined;
+    if (services) await this.running;
   }
 
-  private async expire(): Promise<void> {
-    if (!this.services) return;
-    try {
-      await expireRingingCalls(this.services, this.timeoutSeconds);
-    } catch (err) {
-      this.log.warn({ err }, 'expiring unanswered calls failed');
-    }
+  private expire(): Promise<void> {
+    const services = this.services;
+    if (!services) return Promise.resolve();
+    this.running = (async () => {
+      await this.running;
+      try {
+        await expireRingingCalls(services, this.timeoutSeconds);
+      } catch (err) {
+        this.log.warn({ err }, 'expiring unanswered calls failed');
+      }
+    })();
+    return this.running;
   }
 }
