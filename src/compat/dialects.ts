@@ -1,8 +1,10 @@
+import { flaskChatRest } from './flask-chat/rest.ts';
+import { flaskChatSocket } from './flask-chat/socket.ts';
 import type { RestDialect } from './rest.ts';
 import { socketChatRest } from './socket-chat/rest.ts';
 import { socketChatSocket } from './socket-chat/socket.ts';
 import type { SocketDialect } from './sockets.ts';
 
 /** Every dialect this server speaks: its REST routes under its mount, its Socket.IO namespace. */
-export const restDialects: RestDialect[] = [socketChatRest];
-export const socketDialects: SocketDialect[] = [socketChatSocket];
+export const restDialects: RestDialect[] = [flaskChatRest, socketChatRest];
+export const socketDialects: SocketDialect[] = [flaskChatSocket, socketChatSocket];

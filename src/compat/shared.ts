@@ -73,3 +73,39 @@ export async function followContactsPresence(session: SocketSession, userFields:
     },
   );
 }
+
+/** An integer query parameter from `min` to `max`, `fallback` when absent; BAD_USER_INPUT names it otherwise. */
+export function intQuery(query: URLSearchParams, name: string, fallback: number, min: number, max: number): number {
+  const raw = query.get(name);
+  if (raw == null || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new GatewayError('BAD_USER_INPUT', `${name}: must be an integer from ${min} to ${max}`, { [name]: `must be an integer from ${min} to ${max}` });
+  }
+  return n;
+}
+
+/**
+ * The newest `wanted` messages of a conversation, oldest first. History is paged back from
+ * the newest by id, since one page of `messages` holds at most 200.
+ */
+export async function newestMessages(run: Run, conversationId: string, wanted: number, messageFields: string): Promise<Data[]> {
+  const collected: Data[] = [];
+  let before: string | null = null;
+  while (collected.length < wanted) {
+    const data = await run(
+      `query DialectHistory($id: ID!, $last: Int!, $before: String) {
+        messages(conversationId: $id, last: $last, before: $before) { pageInfo { hasPreviousPage startCursor } edges { node { ${messageFields} } } }
+      }`,
+      { id: conversationId, last: Math.min(200, wanted - collected.length), before },
+    );
+    const page = data.messages;
+    collected.unshift(...page.edges.map((e: Data) => e.node));
+    if (!page.pageInfo.hasPreviousPage || !page.edges.length) break;
+    before = page.pageInfo.startCursor;
+  }
+  return collected;
+}
+
+/** Runs a GraphQL document as someone (a route's or a socket's caller). */
+export type Run = (document: string, variables?: Record<string, unknown>) => Promise<Data>;

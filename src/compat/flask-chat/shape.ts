@@ -1,0 +1,130 @@
+import { GatewayError, type Data } from '../gateway.ts';
+import { statusOf } from '../rest.ts';
+import { idParam, num, required, type Run } from '../shared.ts';
+
+/**
+ * flask-chat (seed 002) shows ids as numbers and names fields in snake_case. Its public
+ * messages are those of our default public room; a private chat is the direct conversation of
+ * two users, and its `chat_id` is that conversation's id.
+ */
+export const USER_FIELDS = 'id username email avatarUrl createdAt';
+export const MESSAGE_FIELDS = 'id conversationId content createdAt sender { id username avatarUrl }';
+export const FILE_FIELDS = 'id name url size createdAt uploaderId messageId conversationId';
+
+/** A user as an update reports it. */
+export function accountJson(u: Data) {
+  return { id: num(u.id), username: u.username, email: u.email ?? null };
+}
+
+/** A user as registration and login report it. */
+export function userJson(u: Data) {
+  return { ...accountJson(u), avatar_url: u.avatarUrl ?? null };
+}
+
+/** A user as the users endpoints list it. */
+export function profileJson(u: Data) {
+  return { ...userJson(u), created_at: u.createdAt };
+}
+
+export function publicMessageJson(m: Data) {
+  return {
+    id: num(m.id),
+    content: m.content,
+    timestamp: m.createdAt,
+    user_id: num(m.sender?.id),
+    username: m.sender?.username ?? null,
+    avatar_url: m.sender?.avatarUrl ?? null,
+  };
+}
+
+export function privateMessageJson(m: Data) {
+  return {
+    id: num(m.id),
+    content: m.content,
+    timestamp: m.createdAt,
+    sender_id: num(m.sender?.id),
+    chat_id: num(m.conversationId),
+    username: m.sender?.username ?? null,
+    avatar_url: m.sender?.avatarUrl ?? null,
+  };
+}
+
+/** A message as the socket events carry it: the author under `user` (public) or `sender` (private). */
+export function liveMessageJson(m: Data, author: 'user' | 'sender') {
+  return {
+    id: num(m.id),
+    content: m.content,
+    timestamp: m.createdAt,
+    [author]: m.sender ? { id: num(m.sender.id), username: m.sender.username } : null,
+    username: m.sender?.username ?? null,
+  };
+}
+
+/**
+ * A file belongs to a public message or to a private chat. Ours belong to a conversation and
+ * maybe a message of it, so a file without a message is the chat's.
+ */
+export function fileJson(f: Data) {
+  return {
+    id: num(f.id),
+    filename: f.name,
+    file_url: f.url,
+    file_size: f.size,
+    uploaded_at: f.createdAt,
+    uploader_id: num(f.uploaderId),
+    public_message_id: num(f.messageId),
+    private_chat_id: f.messageId == null ? num(f.conversationId) : null,
+  };
+}
+
+/** The text of a message to send. */
+export function contentOf(body: Data): string {
+  const content = required(body, 'content');
+  if (typeof content !== 'string') throw new GatewayError('BAD_USER_INPUT', 'content: must be a string', { content: 'must be a string' });
+  return content;
+}
+
+/**
+ * Runs `op` and answers its failures in the seed's words: `messages` replaces the message of
+ * an error code, `fields` renames our input fields to the seed's (`size` is its `file_size`).
+ */
+export async function worded<T>(op: Promise<T>, messages: Record<string, string>, fields: Record<string, string> = {}): Promise<T> {
+  try {
+    return await op;
+  } catch (err) {
+    if (!(err instanceof GatewayError)) throw err;
+    if (messages[err.code]) throw new GatewayError(err.code, messages[err.code], err.fields, err.extensions);
+    const renamed = Object.entries(err.fields).map(([name, problem]) => [fields[name] ?? name, problem] as const);
+    if (err.code !== 'BAD_USER_INPUT' || renamed.length === 0) throw err;
+    throw new GatewayError(err.code, `${renamed[0][0]}: ${renamed[0][1]}`, Object.fromEntries(renamed), err.extensions);
+  }
+}
+
+/** The private chat with `otherUserId` (our direct conversation), made on first use. */
+export async function privateChat(run: Run, otherUserId: unknown): Promise<string> {
+  const data = await worded(
+    run(`mutation FlaskChatPrivateChat($userId: ID!) { ensureDirectConversation(userId: $userId) { id } }`, {
+      userId: idParam(otherUserId, 'User'),
+    }),
+    { BAD_USER_INPUT: 'Cannot send message to yourself' },
+  );
+  return data.ensureDirectConversation.id;
+}
+
+export async function publicRoomId(run: Run): Promise<string> {
+  const data = await run(`query FlaskChatPublicRoom { publicRoom { id } }`);
+  return data.publicRoom.id;
+}
+
+export async function sendTo(run: Run, conversationId: string, content: string): Promise<Data> {
+  const data = await run(
+    `mutation FlaskChatSend($input: SendMessageInput!) { sendMessage(input: $input) { ${MESSAGE_FIELDS} } }`,
+    { input: { conversationId, content } },
+  );
+  return data.sendMessage;
+}
+
+/** The seed's error body; unexpected failures say no more than that. */
+export function errorBody(err: GatewayError) {
+  return { message: statusOf(err.code) === 500 ? 'Internal server error' : err.message };
+}

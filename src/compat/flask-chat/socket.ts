@@ -1,0 +1,108 @@
+import type { Socket } from 'socket.io';
+import type { Data } from '../gateway.ts';
+import { ConnectRefused, type SocketDialect } from '../sockets.ts';
+import { contentOf, errorBody, liveMessageJson, MESSAGE_FIELDS, privateChat, publicRoomId, sendTo } from './shape.ts';
+
+/** The seed's room names; `public_chat` is also where `get_online_users` looks. */
+const PUBLIC_ROOM = 'public_chat';
+const privateRoom = (chatId: string) => `private_chat_${chatId}`;
+
+const USER_EVENTS = /* GraphQL */ `
+  subscription FlaskChatUserEvents {
+    userEvents { __typename ... on MessageAddedEvent { message { ${MESSAGE_FIELDS} } } }
+  }
+`;
+
+const PUBLIC_EVENTS = /* GraphQL */ `
+  subscription FlaskChatPublicEvents($id: ID!) {
+    conversationEvents(conversationId: $id) { __typename ... on MessageAddedEvent { message { ${MESSAGE_FIELDS} } } }
+  }
+`;
+
+/** A socket's user as the seed's events show it (a socket of this instance or another). */
+function who(socket: { data: Data }) {
+  const { id, username } = socket.data.user;
+  return { id: Number(id), username: username as string };
+}
+
+/** Tells the public room (with the Redis adapter, on every instance) that the socket's user came or went. */
+function announce(socket: Socket, event: 'user_joined' | 'user_left', verb: string) {
+  const user = who(socket);
+  const payload = { user, message: `${user.username} ${verb} the public chat` };
+  socket.nsp.to(PUBLIC_ROOM).emit(event, payload);
+  return payload;
+}
+
+/**
+ * flask-chat's Socket.IO namespace. Public messages reach the sockets that joined the public
+ * chat; private messages reach every socket of both users, joined or not, since our users hear
+ * of their direct conversations wherever they are connected.
+ */
+export const flaskChatSocket: SocketDialect = {
+  namespace: '/flask-chat',
+  async token(socket) {
+    const token = socket.handshake.auth?.token ?? socket.handshake.query.token;
+    return typeof token === 'string' && token ? token : null;
+  },
+  refuse(reason) {
+    return new ConnectRefused(reason, { message: reason });
+  },
+  async onConnect(session) {
+    // userEvents also brings group conversations, which flask-chat does not know.
+    const direct = new Map<string, boolean>();
+    await session.follow('user', USER_EVENTS, {}, async ({ userEvents: e }) => {
+      if (e.__typename !== 'MessageAddedEvent') return;
+      const id: string = e.message.conversationId;
+      if (!direct.has(id)) {
+        const { conversation } = await session.run(`query FlaskChatKind($id: ID!) { conversation(id: $id) { kind } }`, { id });
+        direct.set(id, conversation.kind === 'DIRECT');
+      }
+      if (direct.get(id)) session.socket.emit('new_private_message', liveMessageJson(e.message, 'sender'));
+    });
+    // Sent once the socket listens, so a client may act on it.
+    session.socket.emit('connected', { message: 'Connected to chat server', user: who(session.socket) });
+  },
+  events: {
+    async join_public(session) {
+      const run = session.run.bind(session);
+      const id = await publicRoomId(run);
+      await session.run(`mutation FlaskChatJoinPublic($id: ID!) { joinConversation(conversationId: $id) { id } }`, { id });
+      await session.follow('public', PUBLIC_EVENTS, { id }, ({ conversationEvents: e }) => {
+        if (e.__typename === 'MessageAddedEvent') session.socket.emit('new_public_message', liveMessageJson(e.message, 'user'));
+      });
+      await session.socket.join(PUBLIC_ROOM);
+      announce(session.socket, 'user_joined', 'joined');
+    },
+    async leave_public(session) {
+      await session.unfollow('public');
+      await session.socket.leave(PUBLIC_ROOM);
+      // The leaver is out of the room by now, and hears it directly.
+      session.socket.emit('user_left', announce(session.socket, 'user_left', 'left'));
+    },
+    async send_public_message(session, data) {
+      const run = session.run.bind(session);
+      const content = contentOf(data);
+      await sendTo(run, await publicRoomId(run), content);
+    },
+    async join_private(session, data) {
+      const chatId = await privateChat(session.run.bind(session), data.other_user_id);
+      await session.socket.join(privateRoom(chatId));
+      session.socket.emit('joined_private', { chat_id: Number(chatId), room: privateRoom(chatId), other_user_id: Number(data.other_user_id) });
+    },
+    async leave_private(session, data) {
+      await session.socket.leave(privateRoom(await privateChat(session.run.bind(session), data.other_user_id)));
+    },
+    async send_private_message(session, data) {
+      const run = session.run.bind(session);
+      const content = contentOf(data);
+      await sendTo(run, await privateChat(run, data.other_user_id), content);
+    },
+    async get_online_users(session) {
+      const sockets = await session.socket.nsp.in(PUBLIC_ROOM).fetchSockets();
+      // One entry per user, however many sockets they have in the room.
+      const users = new Map(sockets.map((socket) => [who(socket).id, who(socket)]));
+      session.socket.emit('online_users', { users: [...users.values()] });
+    },
+  },
+  errorPayload: errorBody,
+};
