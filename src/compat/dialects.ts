@@ -1,3 +1,5 @@
+import { chattrixRest } from './chattrix/rest.ts';
+import { chattrixSocket } from './chattrix/socket.ts';
 import { flaskChatRest } from './flask-chat/rest.ts';
 import { flaskChatSocket } from './flask-chat/socket.ts';
 import type { RestDialect } from './rest.ts';
@@ -6,5 +8,5 @@ import { socketChatSocket } from './socket-chat/socket.ts';
 import type { SocketDialect } from './sockets.ts';
 
 /** Every dialect this server speaks: its REST routes under its mount, its Socket.IO namespace. */
-export const restDialects: RestDialect[] = [flaskChatRest, socketChatRest];
-export const socketDialects: SocketDialect[] = [flaskChatSocket, socketChatSocket];
+export const restDialects: RestDialect[] = [chattrixRest, flaskChatRest, socketChatRest];
+export const socketDialects: SocketDialect[] = [chattrixSocket, flaskChatSocket, socketChatSocket];

@@ -33,6 +33,8 @@ export interface RestRequest {
   cookies: Record<string, string | undefined>;
   /** Who the route runs as; a dialect's `authorize` may replace it (cookies). */
   caller: Caller;
+  /** The instance's services, for settings a route answers with (token lifetimes, say). */
+  services: Services;
   /** Runs a GraphQL document as the caller. */
   run(document: string, variables?: Record<string, unknown>): Promise<Data>;
 }
@@ -149,6 +151,7 @@ export class RestRouter {
       headers: req.headers,
       cookies: cookie.parse(req.headers.cookie ?? ''),
       caller: transportContext(req),
+      services: this.services,
       run: (document, variables = {}) => this.gateway.run(document, variables, request.caller),
     };
     const setCookies: SetCookie[] = [];

@@ -1,0 +1,384 @@
+import { GatewayError, type Data } from '../gateway.ts';
+import type { RestDialect, RestReply, RestRequest, Route } from '../rest.ts';
+import { idParam, messageKind, num, required } from '../shared.ts';
+import { authorizeSession, clearedCookies, sessionCookies, sessionSeconds, SIGNED_IN_FIELDS } from './session.ts';
+import {
+  CONVERSATION_FIELDS,
+  conversationJson,
+  createdConversationJson,
+  errorJson,
+  KINDS,
+  listedUserJson,
+  MAX_FILE_BYTES,
+  MESSAGE_FIELDS,
+  messageJson,
+  sentMessageJson,
+  USER_FIELDS,
+  userJson,
+} from './shape.ts';
+
+/** The seed's largest `limit`, and the largest page our connections give. */
+const PAGE = 100;
+/** Conversations listed at most: GET /api/conversations has no paging. */
+const LISTED_CONVERSATIONS = 500;
+/** What the profile shows for settings the user never changed. */
+const DEFAULT_SETTINGS = { notifications_enabled: true, sound_enabled: true, theme: 'light' };
+/** The group a client creates without naming it (our groups have titles). */
+const UNNAMED_GROUP = 'Group chat';
+
+const ok = (body: unknown): RestReply => ({ status: 200, body });
+const done = (message: string, extra: Data = {}, status = 200): RestReply => ({ status, body: { success: true, message, ...extra } });
+const text = (v: unknown) => (v == null ? '' : String(v));
+const given = (v: unknown) => v != null && v !== '';
+
+const routes: Route[] = [
+  {
+    method: 'POST',
+    path: '/register',
+    limit: 'auth',
+    async handle(req) {
+      const input = {
+        username: text(required(req.body, 'username')),
+        password: text(required(req.body, 'password')),
+        email: given(req.body.email) ? text(req.body.email) : null,
+        displayName: given(req.body.display_name) ? text(req.body.display_name) : null,
+      };
+      try {
+        const data = await req.run(
+          `mutation ChattrixRegister($input: RegisterInput!) { register(input: $input) { user { ${USER_FIELDS} email createdAt } } }`,
+          { input },
+        );
+        const { user } = data.register;
+        return done('User registered successfully', { user: { ...userJson(user), email: user.email, created_at: user.createdAt } }, 201);
+      } catch (err) {
+        throw err instanceof GatewayError && err.code === 'CONFLICT' ? taken(err, input) : err;
+      }
+    },
+  },
+  {
+    method: 'POST',
+    path: '/login',
+    limit: 'auth',
+    async handle(req) {
+      const remember = [true, 1, 'true', 'on', '1'].includes(req.body.remember_me);
+      const data = await req.run(`mutation ChattrixLogin($input: LoginInput!) { login(input: $input) { ${SIGNED_IN_FIELDS} } }`, {
+        input: {
+          identifier: text(required(req.body, 'username')),
+          password: text(required(req.body, 'password')),
+          sessionSeconds: sessionSeconds(req.services, remember),
+        },
+      });
+      return {
+        ...done('Login successful', { user: userJson(data.login.user), redirect_url: '/chat' }),
+        cookies: sessionCookies(req, data.login, remember),
+      };
+    },
+  },
+  {
+    method: 'POST',
+    path: '/logout',
+    limit: 'auth',
+    async handle(req) {
+      try {
+        await req.run('mutation ChattrixLogout { logout }');
+      } catch (err) {
+        // Signing out of a session that already ended still clears its cookies.
+        if (!(err instanceof GatewayError) || err.code !== 'UNAUTHENTICATED') throw err;
+      }
+      return { ...done('Logged out successfully'), cookies: clearedCookies(req) };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/api/user/profile',
+    async handle(req) {
+      const { me } = await req.run(`query ChattrixProfile { me { ${USER_FIELDS} email bio createdAt settings } }`);
+      if (!me) throw new GatewayError('UNAUTHENTICATED', 'Authentication required');
+      return ok({
+        ...userJson(me),
+        email: me.email,
+        bio: me.bio,
+        last_seen: me.lastSeenAt,
+        is_online: me.isOnline,
+        created_at: me.createdAt,
+        settings: { ...DEFAULT_SETTINGS, ...me.settings },
+      });
+    },
+  },
+  {
+    method: 'PUT',
+    path: '/api/user/profile',
+    async handle(req) {
+      const data = await req.run(`mutation ChattrixUpdateProfile($input: UpdateProfileInput!) { updateProfile(input: $input) { ${USER_FIELDS} bio } }`, {
+        input: { displayName: req.body.display_name, bio: req.body.bio, settings: req.body.settings },
+      });
+      const user = data.updateProfile;
+      const { id, username, display_name } = userJson(user);
+      return done('Profile updated successfully', { user: { id, username, display_name, bio: user.bio } });
+    },
+  },
+  {
+    method: 'POST',
+    path: '/api/user/upload-avatar',
+    limit: 'uploads',
+    maxFileBytes: MAX_FILE_BYTES,
+    async handle(req) {
+      const data = await req.run(`mutation ChattrixAvatar($file: Upload!) { uploadAvatar(file: $file) { avatarUrl } }`, { file: upload(req) });
+      return done('Profile picture updated successfully', { profile_pic_url: data.uploadAvatar.avatarUrl });
+    },
+  },
+  {
+    method: 'GET',
+    path: '/api/users',
+    async handle(req) {
+      const limit = Math.min(countQuery(req, 'limit', 50, 1), PAGE);
+      const offset = countQuery(req, 'offset', 0, 0);
+      const search = req.query.get('search')?.trim() || null;
+      const { nodes, totalCount } = await walk(
+        req,
+        `query ChattrixUsers($search: String, $first: Int!, $after: String) {
+          users(search: $search, first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { ${USER_FIELDS} } } }
+        }`,
+        { search },
+        offset + limit,
+      );
+      return ok({ users: nodes.slice(offset).map(listedUserJson), total: totalCount, limit, offset });
+    },
+  },
+  {
+    method: 'GET',
+    path: '/api/conversations',
+    async handle(req) {
+      const { nodes } = await walk(
+        req,
+        `query ChattrixConversations($first: Int!, $after: String) {
+          conversations(first: $first, after: $after) { pageInfo { hasNextPage endCursor } edges { node { ${CONVERSATION_FIELDS} } } }
+        }`,
+        {},
+        LISTED_CONVERSATIONS,
+      );
+      return ok({ conversations: nodes.map(conversationJson) });
+    },
+  },
+  {
+    method: 'POST',
+    path: '/api/conversations',
+    async handle(req) {
+      const kind = KINDS[text(required(req.body, 'type'))];
+      if (!kind) throw invalid('type', `must be one of ${Object.keys(KINDS).join(', ')}`);
+      const ids: unknown = req.body.participant_ids ?? [];
+      if (!Array.isArray(ids)) throw invalid('participant_ids', 'must be a list of user ids');
+      const title = req.body.name ?? req.body.title ?? (kind === 'GROUP' ? UNNAMED_GROUP : null);
+      const data = await req.run(
+        `mutation ChattrixCreateConversation($input: CreateConversationInput!) {
+          createConversation(input: $input) { id kind createdAt participants { ${USER_FIELDS} } }
+        }`,
+        { input: { kind, participantIds: ids.map(String), title: title == null ? null : String(title) } },
+      );
+      return done('Conversation created successfully', { conversation: createdConversationJson(data.createConversation) }, 201);
+    },
+  },
+  {
+    method: 'GET',
+    path: '/api/conversations/:conversation_id/messages',
+    limit: 'messages',
+    async handle(req) {
+      const conversationId = idParam(req.params.conversation_id, 'Conversation');
+      const limit = Math.min(countQuery(req, 'limit', 50, 1), PAGE);
+      const before = messageIdQuery(req, 'before');
+      const after = messageIdQuery(req, 'after');
+      // `after` reads forward from a message; otherwise history is read back from `before` (or the newest).
+      const page = after ? { first: limit, after, before } : { last: limit, before };
+      const data = await req.run(
+        `query ChattrixMessages($id: ID!, $first: Int, $after: String, $last: Int, $before: String) {
+          messages(conversationId: $id, first: $first, after: $after, last: $last, before: $before) {
+            pageInfo { hasNextPage hasPreviousPage } edges { node { ${MESSAGE_FIELDS} } }
+          }
+        }`,
+        { id: conversationId, ...page },
+      );
+      const { edges, pageInfo } = data.messages;
+      return ok({
+        messages: edges.map((e: Data) => messageJson(e.node)),
+        has_more: after ? pageInfo.hasNextPage : pageInfo.hasPreviousPage,
+        conversation_id: num(conversationId),
+      });
+    },
+  },
+  {
+    method: 'POST',
+    path: '/api/conversations/:conversation_id/messages',
+    limit: 'messages',
+    maxFileBytes: MAX_FILE_BYTES,
+    async handle(req) {
+      const conversationId = idParam(req.params.conversation_id, 'Conversation');
+      const attachmentIds = req.files.file
+        ? [(await uploadFile(req, conversationId)).id]
+        : given(req.body.file_url)
+          ? [uploadedFileId(req.body.file_url)]
+          : [];
+      const message = await sendMessage(req.run, conversationId, req.body, attachmentIds);
+      return done('Message sent successfully', { message_data: sentMessageJson(message) }, 201);
+    },
+  },
+  {
+    method: 'PUT',
+    path: '/api/messages/:message_id',
+    limit: 'messages',
+    async handle(req) {
+      const data = await req.run(`mutation ChattrixEdit($id: ID!, $content: String!) { editMessage(id: $id, content: $content) { ${MESSAGE_FIELDS} } }`, {
+        id: idParam(req.params.message_id, 'Message'),
+        content: text(req.body.content),
+      });
+      const { id, content, edited, edited_at } = messageJson(data.editMessage);
+      return done('Message updated successfully', { message_data: { id, content, edited, edited_at } });
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/api/messages/:message_id',
+    limit: 'messages',
+    async handle(req) {
+      await req.run(`mutation ChattrixDelete($id: ID!) { deleteMessage(id: $id) }`, { id: idParam(req.params.message_id, 'Message') });
+      return done('Message deleted successfully');
+    },
+  },
+  {
+    method: 'POST',
+    path: '/api/upload',
+    limit: 'uploads',
+    maxFileBytes: MAX_FILE_BYTES,
+    async handle(req) {
+      const conversationId = given(req.body.conversation_id) ? idParam(req.body.conversation_id, 'Conversation') : null;
+      const file = await uploadFile(req, conversationId);
+      return done('File uploaded successfully', { file: { url: file.url, name: file.name, size: file.size, type: file.mimeType } });
+    },
+  },
+  {
+    method: 'GET',
+    path: '/api/vapid-public-key',
+    async handle(req) {
+      const data = await req.run('query ChattrixVapidKey { vapidPublicKey }');
+      return ok({ public_key: data.vapidPublicKey });
+    },
+  },
+  {
+    method: 'POST',
+    path: '/api/subscribe',
+    async handle(req) {
+      const subscription = req.body.subscription;
+      const endpoint = subscription?.endpoint;
+      const keys = subscription?.keys;
+      if (!given(endpoint) || !given(keys?.p256dh) || !given(keys?.auth)) {
+        throw invalid('subscription', 'must have endpoint, keys.p256dh and keys.auth');
+      }
+      await req.run(`mutation ChattrixSubscribe($input: PushSubscriptionInput!) { savePushSubscription(input: $input) }`, {
+        input: { endpoint: text(endpoint), p256dh: text(keys.p256dh), auth: text(keys.auth), userAgent: req.headers['user-agent'] ?? null },
+      });
+      return done('Subscription saved successfully');
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/api/subscribe',
+    async handle(req) {
+      await req.run(`mutation ChattrixUnsubscribe($endpoint: String!) { deletePushSubscription(endpoint: $endpoint) }`, {
+        endpoint: text(required(req.body, 'endpoint')),
+      });
+      return done('Unsubscribed successfully');
+    },
+  },
+];
+
+/** Sends `body` ({content, type}) to a conversation, with files already uploaded (REST and socket alike). */
+export async function sendMessage(run: RestRequest['run'], conversationId: string, body: Data, attachmentIds: string[] = []): Promise<Data> {
+  const data = await run(`mutation ChattrixSend($input: SendMessageInput!) { sendMessage(input: $input) { ${MESSAGE_FIELDS} } }`, {
+    input: {
+      conversationId,
+      content: text(body.content),
+      // Without a type, a message with a file takes the file's kind (image, audio…).
+      kind: given(body.type) ? messageKind(body.type, 'type') : null,
+      attachmentIds,
+    },
+  });
+  return data.sendMessage;
+}
+
+/** The form's `file` as a GraphQL Upload; BAD_USER_INPUT when the form has none. */
+function upload(req: RestRequest) {
+  const file = req.files.file;
+  if (!file) throw invalid('file', 'is required');
+  return file.upload();
+}
+
+async function uploadFile(req: RestRequest, conversationId: string | null): Promise<Data> {
+  const data = await req.run(`mutation ChattrixUpload($file: Upload!, $conversationId: ID) { uploadFile(file: $file, conversationId: $conversationId) { id url name size mimeType } }`, {
+    file: upload(req),
+    conversationId,
+  });
+  return data.uploadFile;
+}
+
+/** Our file id in a link /api/upload returned (`<origin>/files/<id>/<name>?…`). */
+function uploadedFileId(url: unknown): string {
+  const match = /^(?:https?:\/\/[^/]+)?\/files\/(\d+)\//.exec(text(url));
+  if (!match) throw invalid('file_url', 'must be a url returned by /api/upload');
+  return match[1];
+}
+
+function invalid(field: string, message: string) {
+  return new GatewayError('BAD_USER_INPUT', `${field}: ${message}`, { [field]: message });
+}
+
+/** The seed's message for a name someone already has, e.g. "Username 'johndoe' is already taken". */
+function taken(err: GatewayError, input: Record<string, string | null>) {
+  const field = Object.keys(err.fields)[0] ?? 'username';
+  const label = field[0].toUpperCase() + field.slice(1);
+  return new GatewayError('CONFLICT', `${label} already exists`, { [field]: `${label} '${input[field]}' is already taken` });
+}
+
+function countQuery(req: RestRequest, name: string, fallback: number, min: number): number {
+  const raw = req.query.get(name);
+  if (raw == null || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < min) throw invalid(name, `must be an integer of at least ${min}`);
+  return n;
+}
+
+function messageIdQuery(req: RestRequest, name: string): string | null {
+  const raw = req.query.get(name);
+  if (raw == null || raw === '') return null;
+  if (!/^[1-9]\d{0,15}$/.test(raw)) throw invalid(name, 'must be a message id');
+  return raw;
+}
+
+/** The first `wanted` nodes of the connection `document` asks for (its one field), read a page at a time. */
+async function walk(req: RestRequest, document: string, variables: Data, wanted: number): Promise<{ nodes: Data[]; totalCount?: number }> {
+  const nodes: Data[] = [];
+  let after: string | null = null;
+  let totalCount: number | undefined;
+  for (;;) {
+    const data = await req.run(document, { ...variables, first: Math.min(PAGE, wanted - nodes.length), after });
+    const [connection] = Object.values(data);
+    totalCount = connection.totalCount;
+    nodes.push(...connection.edges.map((e: Data) => e.node));
+    if (nodes.length >= wanted || !connection.pageInfo.hasNextPage) return { nodes, totalCount };
+    after = connection.pageInfo.endCursor;
+  }
+}
+
+export const chattrixRest: RestDialect = {
+  name: 'chattrix',
+  mount: '/chattrix',
+  routes,
+  limits: {
+    default: { points: 60, seconds: 60 },
+    auth: { points: 10, seconds: 60 },
+    uploads: { points: 20, seconds: 60 },
+    messages: { points: 100, seconds: 60 },
+  },
+  authorize: authorizeSession,
+  errorReply(err) {
+    return errorJson(err);
+  },
+};

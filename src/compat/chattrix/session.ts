@@ -1,0 +1,105 @@
+import type { Services } from '../../graphql/context.ts';
+import { authenticate } from '../../graphql/context.ts';
+import { GatewayError, type Data, type Gateway } from '../gateway.ts';
+import type { RestRequest, SetCookie } from '../rest.ts';
+import { USER_FIELDS } from './shape.ts';
+
+/**
+ * Chattrix keeps its session in cookies, as a Flask app does: `session` holds our access
+ * token and, with "remember me", `remember_token` holds the refresh token that renews it.
+ */
+export const SESSION_COOKIE = 'session';
+export const REMEMBER_COOKIE = 'remember_token';
+
+/** A browser session lasts a day unless the user asked to be remembered. */
+const SESSION_SECONDS = 24 * 60 * 60;
+
+/** Routes a signed-out browser posts to: there is no session yet to forge a request with. */
+const OPEN_WRITES = new Set(['/register', '/login']);
+
+export const SIGNED_IN_FIELDS = `accessToken refreshToken user { ${USER_FIELDS} }`;
+
+export function sessionSeconds(services: Services, remember: boolean): number {
+  return remember ? services.config.REFRESH_TOKEN_TTL : SESSION_SECONDS;
+}
+
+/**
+ * The cookies of a new session. A remembered one outlives the browser (Max-Age) and brings the
+ * refresh token; a plain one ends with the browser, and any earlier remember_token goes.
+ */
+export function sessionCookies(req: RestRequest, session: Data, remember: boolean): SetCookie[] {
+  const { config } = req.services;
+  const options = cookieOptions(req);
+  if (!remember) {
+    return [
+      { name: SESSION_COOKIE, value: session.accessToken, options },
+      { name: REMEMBER_COOKIE, value: '', options: { ...options, maxAge: 0 } },
+    ];
+  }
+  return [
+    { name: SESSION_COOKIE, value: session.accessToken, options: { ...options, maxAge: sessionSeconds(req.services, true) } },
+    { name: REMEMBER_COOKIE, value: session.refreshToken, options: { ...options, maxAge: config.REFRESH_TOKEN_TTL } },
+  ];
+}
+
+export function clearedCookies(req: RestRequest): SetCookie[] {
+  const options = { ...cookieOptions(req), maxAge: 0 };
+  return [SESSION_COOKIE, REMEMBER_COOKIE].map((name) => ({ name, value: '', options }));
+}
+
+function cookieOptions(req: RestRequest) {
+  const secure = req.caller.forwardedProto === 'https' || Boolean(req.services.config.PUBLIC_URL?.startsWith('https:'));
+  return { httpOnly: true, sameSite: 'lax' as const, path: '/', secure };
+}
+
+/**
+ * Turns the session cookie into the caller's token (an `Authorization: Bearer` header serves
+ * API clients without cookies). A session that ended is renewed from remember_token, with fresh
+ * cookies; a remember_token that no longer works is cleared. Writes made with the cookie must
+ * show they come from the app's own pages (see `checkSameOrigin`).
+ */
+export async function authorizeSession(req: RestRequest, services: Services, gateway: Gateway): Promise<SetCookie[]> {
+  const session = req.cookies[SESSION_COOKIE];
+  const remember = req.cookies[REMEMBER_COOKIE];
+  if (!session && !remember) return [];
+  if (req.method !== 'GET' && !OPEN_WRITES.has(req.path)) checkSameOrigin(req, services);
+  // The session is checked here only when a failed one could be renewed; otherwise the operation checks it.
+  if (session && (!remember || (await authenticate(services, session)).viewer)) {
+    req.caller.authorization = `Bearer ${session}`;
+    return [];
+  }
+  try {
+    const data = await gateway.run(
+      `mutation ChattrixRenewSession($token: String!, $seconds: Int!) { refreshToken(refreshToken: $token, sessionSeconds: $seconds) { ${SIGNED_IN_FIELDS} } }`,
+      { token: remember, seconds: sessionSeconds(services, true) },
+      req.caller,
+    );
+    req.caller.authorization = `Bearer ${data.refreshToken.accessToken}`;
+    return sessionCookies(req, data.refreshToken, true);
+  } catch (err) {
+    if (!(err instanceof GatewayError) || err.code !== 'UNAUTHENTICATED') throw err;
+    return clearedCookies(req);
+  }
+}
+
+/**
+ * A cookie travels with any request the browser makes, so a cookie-authenticated write must
+ * also carry what a cross-site form cannot: the X-Requested-With header the app's scripts send,
+ * or an Origin that is this server (or an allowed CORS origin), as a same-origin fetch sends.
+ */
+function checkSameOrigin(req: RestRequest, services: Services) {
+  if (req.headers['x-requested-with']) return;
+  const origin = req.headers.origin;
+  if (origin) {
+    let host: string | null = null;
+    try {
+      host = new URL(origin).host;
+    } catch {
+      // An Origin that is not a URL ("null" from a sandboxed page) is not ours.
+    }
+    const allowed = services.config.CORS_ORIGINS.split(',').map((o) => o.trim());
+    if (host !== null && host === req.caller.host) return;
+    if (!allowed.includes('*') && allowed.includes(origin)) return;
+  }
+  throw new GatewayError('CSRF_FAILED', 'Request refused: send the X-Requested-With header with session cookies');
+}

@@ -1,0 +1,97 @@
+import * as cookie from 'cookie';
+import type { Data } from '../gateway.ts';
+import { followContactsPresence, idParam, num } from '../shared.ts';
+import { ConnectRefused, type SocketDialect, type SocketSession } from '../sockets.ts';
+import { sendMessage } from './rest.ts';
+import { SESSION_COOKIE } from './session.ts';
+import { CONVERSATION_FIELDS, conversationJson, errorJson, MESSAGE_FIELDS, messageJson, USER_FIELDS, userJson } from './shape.ts';
+
+const USER_EVENTS = /* GraphQL */ `
+  subscription ChattrixUserEvents {
+    userEvents { __typename ... on ConversationUpdatedEvent { conversation { ${CONVERSATION_FIELDS} } } }
+  }
+`;
+
+const CONVERSATION_EVENTS = /* GraphQL */ `
+  subscription ChattrixConversationEvents($id: ID!) {
+    conversationEvents(conversationId: $id) {
+      __typename
+      ... on MessageAddedEvent { message { ${MESSAGE_FIELDS} } }
+      ... on MessageEditedEvent { message { ${MESSAGE_FIELDS} } }
+      ... on MessageDeletedEvent { messageId conversationId }
+      ... on TypingEvent { conversationId isTyping user { ${USER_FIELDS} } }
+    }
+  }
+`;
+
+function conversationId(data: Data): string {
+  return idParam(data.conversation_id, 'Conversation');
+}
+
+/**
+ * Chattrix's Socket.IO namespace, signed in by the same `session` cookie as the REST API.
+ * Conversation changes and contacts' presence arrive from connect; messages, edits, deletions
+ * and typing come for the conversations the socket joined.
+ */
+export const chattrixSocket: SocketDialect = {
+  namespace: '/chattrix',
+  async token(socket) {
+    const token = cookie.parse(socket.handshake.headers.cookie ?? '')[SESSION_COOKIE];
+    return token || null;
+  },
+  refuse(reason) {
+    return new ConnectRefused(reason, { success: false, message: reason, code: 'UNAUTHENTICATED' });
+  },
+  async onConnect(session) {
+    const { socket } = session;
+    await session.follow('user', USER_EVENTS, {}, ({ userEvents: e }) => {
+      if (e.__typename === 'ConversationUpdatedEvent') socket.emit('conversation_updated', conversationJson(e.conversation));
+    });
+    await followContactsPresence(session, USER_FIELDS, (user, isOnline) => {
+      socket.emit(isOnline ? 'user_online' : 'user_offline', { user: userJson(user) });
+    });
+  },
+  events: {
+    async join_conversation(session, data) {
+      const id = conversationId(data);
+      await session.follow(`conversation:${id}`, CONVERSATION_EVENTS, { id }, ({ conversationEvents: e }) => {
+        const { socket } = session;
+        if (e.__typename === 'MessageAddedEvent') socket.emit('new_message', messageJson(e.message));
+        else if (e.__typename === 'MessageEditedEvent') socket.emit('message_edited', messageJson(e.message));
+        else if (e.__typename === 'MessageDeletedEvent') socket.emit('message_deleted', { message_id: num(e.messageId), conversation_id: num(e.conversationId) });
+        // Typing is news for the others, not for the one typing.
+        else if (e.__typename === 'TypingEvent' && e.user.id !== String(session.viewer.id)) {
+          socket.emit(e.isTyping ? 'user_typing' : 'user_stopped_typing', { user: userJson(e.user), conversation_id: num(e.conversationId) });
+        }
+      });
+    },
+    async leave_conversation(session, data) {
+      await session.unfollow(`conversation:${conversationId(data)}`);
+    },
+    async send_message(session, data) {
+      await sendMessage(session.run.bind(session), conversationId(data), data);
+    },
+    async typing_start(session, data) {
+      await setTyping(session, data, true);
+    },
+    async typing_stop(session, data) {
+      await setTyping(session, data, false);
+    },
+    async mark_as_read(session, data) {
+      await session.run(`mutation ChattrixRead($id: ID!, $messageId: ID) { markConversationRead(conversationId: $id, messageId: $messageId) { id } }`, {
+        id: conversationId(data),
+        messageId: data.message_id == null ? null : idParam(data.message_id, 'Message'),
+      });
+    },
+  },
+  errorPayload(err) {
+    return errorJson(err).body;
+  },
+};
+
+async function setTyping(session: SocketSession, data: Data, isTyping: boolean) {
+  await session.run(`mutation ChattrixTyping($id: ID!, $on: Boolean!) { setTyping(conversationId: $id, isTyping: $on) }`, {
+    id: conversationId(data),
+    on: isTyping,
+  });
+}
