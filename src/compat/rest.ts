@@ -201,12 +201,16 @@ export class RestRouter {
   private cors(req: http.IncomingMessage, res: http.ServerResponse): boolean {
     const origin = req.headers.origin;
     const allowed = this.services.config.CORS_ORIGINS.split(',').map((o) => o.trim());
-    if (origin && (allowed.includes('*') || allowed.includes(origin))) {
+    // Credentialed (cookie) requests only from origins listed by name: with `*` any site may
+    // read the answers of requests that carry no credentials, and no more.
+    if (origin && allowed.includes(origin)) {
       res.setHeader('access-control-allow-origin', origin);
       res.setHeader('access-control-allow-credentials', 'true');
       res.setHeader('vary', 'Origin');
-      res.setHeader('access-control-expose-headers', 'X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After');
+    } else if (origin && allowed.includes('*')) {
+      res.setHeader('access-control-allow-origin', '*');
     }
+    if (origin) res.setHeader('access-control-expose-headers', 'X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After');
     if (req.method !== 'OPTIONS') return false;
     res.writeHead(204, {
       'access-control-allow-methods': 'GET, POST, PUT, PATCH, DELETE, OPTIONS',

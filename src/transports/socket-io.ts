@@ -25,10 +25,11 @@ export function createSocketIoServer(
   registry: SocketRegistry,
   dialects: SocketDialect[],
 ): SocketIoServer {
-  const origins = services.config.CORS_ORIGINS === '*' ? true : services.config.CORS_ORIGINS.split(',').map((o) => o.trim());
+  // As for REST: cookies cross origins only to origins listed by name.
+  const anyOrigin = services.config.CORS_ORIGINS === '*';
   const io = new Server(server, {
     serveClient: false,
-    cors: { origin: origins, credentials: true },
+    cors: anyOrigin ? { origin: '*' } : { origin: services.config.CORS_ORIGINS.split(',').map((o) => o.trim()), credentials: true },
     // Other upgrades (/graphql) are ours to handle, not engine.io's to destroy.
     destroyUpgrade: false,
   });

@@ -1,12 +1,11 @@
 import { GatewayError, type Data } from '../gateway.ts';
 import type { RestDialect, RestRequest, Route } from '../rest.ts';
 import { statusOf } from '../rest.ts';
-import { messageKind, idParam } from '../shared.ts';
+import { idParam, intQuery, messageKind, newestMessages } from '../shared.ts';
 import { handle, MESSAGE_FIELDS, messageJson, recipientId, USER_FIELDS, userJson } from './shape.ts';
 
 /** Tokens "valid for 24 hours by default", as the seed says. */
 const TOKEN_SECONDS = 24 * 60 * 60;
-const PAGE = 100;
 
 const ok = (body: unknown) => ({ status: 200, body });
 const asText = (v: unknown) => (v == null || v === '' ? null : String(v));
@@ -91,9 +90,9 @@ const routes: Route[] = [
     method: 'GET',
     path: '/api/conversations/:conversation_id/messages',
     async handle(req) {
-      const skip = count(req, 'skip', 0, 0, 10_000);
-      const limit = count(req, 'limit', 50, 1, 500);
-      const newest = await newestMessages(req, skip + limit);
+      const skip = intQuery(req.query, 'skip', 0, 0, 10_000);
+      const limit = intQuery(req.query, 'limit', 50, 1, 500);
+      const newest = await newestMessages(req.run, idParam(req.params.conversation_id, 'Conversation'), skip + limit, MESSAGE_FIELDS);
       return ok(newest.slice(0, Math.max(0, newest.length - skip)).map((m) => messageJson(m, true)));
     },
   },
@@ -137,39 +136,6 @@ export async function sendInput(run: RestRequest['run'], body: Data) {
     kind: messageKind(body.message_type, 'message_type'),
     replyToId: body.reply_to == null || body.reply_to === '' ? null : String(body.reply_to),
   };
-}
-
-function count(req: RestRequest, name: string, fallback: number, min: number, max: number): number {
-  const raw = req.query.get(name);
-  if (raw == null || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new GatewayError('BAD_USER_INPUT', `${name}: must be an integer from ${min} to ${max}`, { [name]: `must be an integer from ${min} to ${max}` });
-  }
-  return n;
-}
-
-/**
- * The newest `wanted` messages, oldest first: history is paged back from the newest by id,
- * so `skip` counts from the most recent message as chat clients expect.
- */
-async function newestMessages(req: RestRequest, wanted: number): Promise<Data[]> {
-  const conversationId = idParam(req.params.conversation_id, 'Conversation');
-  const collected: Data[] = [];
-  let before: string | null = null;
-  while (collected.length < wanted) {
-    const data = await req.run(
-      `query SocketChatHistory($id: ID!, $last: Int!, $before: String) {
-        messages(conversationId: $id, last: $last, before: $before) { pageInfo { hasPreviousPage startCursor } edges { node { ${MESSAGE_FIELDS} } } }
-      }`,
-      { id: conversationId, last: Math.min(PAGE, wanted - collected.length), before },
-    );
-    const page = data.messages;
-    collected.unshift(...page.edges.map((e: Data) => e.node));
-    if (!page.pageInfo.hasPreviousPage || !page.edges.length) break;
-    before = page.pageInfo.startCursor;
-  }
-  return collected;
 }
 
 export const socketChatRest: RestDialect = {
