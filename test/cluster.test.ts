@@ -4,6 +4,7 @@ import { connectWs, gql, nextEvent, signUp, subscribe } from './helpers/clients.
 import { ConversationEvents, directBetween, listening, send, SetTyping } from './helpers/chat.ts';
 import { BanUser, Login, Presence } from './helpers/operations.ts';
 import { spawnServer } from './helpers/process.ts';
+import { connectIo, nextIo } from './helpers/sockets.ts';
 import { startServer, uniqueName, usingServices, type TestServer } from './helpers/server.ts';
 
 /** A new, empty database next to DATABASE_URL's, so the instances below really race to migrate it. */
@@ -107,5 +108,31 @@ describe.runIf(usingServices)('two instances on one PostgreSQL and Redis', () =>
     const adminLogin = await gql(a, Login, { input: { identifier: admin.username, password: admin.password } });
     await gql(a, BanUser, { id: user.id }, adminLogin.data!.login.accessToken);
     expect((await onB.closed).code).toBe(4403);
+  });
+
+  it('shares Socket.IO rooms: flask-chat joins, online users and public messages span instances', async () => {
+    const [onA, onB] = await Promise.all([signUp(a), signUp(b)]);
+    const socketA = await connectIo(`${a.url}/flask-chat`, { auth: { token: onA.accessToken } });
+    const socketB = await connectIo(`${b.url}/flask-chat`, { auth: { token: onB.accessToken } });
+    try {
+      const aJoined = nextIo(socketA, 'user_joined', (e) => e.user.id === Number(onA.id));
+      socketA.emit('join_public');
+      await aJoined;
+      // B's join is broadcast by instance b and heard by A's socket on instance a.
+      const bSeenOnA = nextIo(socketA, 'user_joined', (e) => e.user.id === Number(onB.id));
+      socketB.emit('join_public');
+      expect(await bSeenOnA).toMatchObject({ user: { id: Number(onB.id), username: onB.username } });
+
+      const online = nextIo(socketA, 'online_users');
+      socketA.emit('get_online_users');
+      expect((await online).users.map((u: { id: number }) => u.id).sort()).toEqual([Number(onA.id), Number(onB.id)].sort());
+
+      const message = nextIo(socketA, 'new_public_message', (m) => m.content === 'from instance b');
+      socketB.emit('send_public_message', { content: 'from instance b' });
+      expect(await message).toMatchObject({ user: { id: Number(onB.id) }, username: onB.username });
+    } finally {
+      socketA.close();
+      socketB.close();
+    }
   });
 });
