@@ -4,7 +4,7 @@ import type { CodegenConfig } from '@graphql-codegen/cli';
 // checked against schema.graphql (which `npm run schema` writes from the Pothos code).
 const config: CodegenConfig = {
   schema: 'schema.graphql',
-  documents: ['test/**/*.ts', '!test/generated/**'],
+  documents: ['test/**/*.ts', '!test/**/*.d.ts', '!test/generated/**'],
   ignoreNoDocuments: true,
   emitLegacyCommonJSImports: false,
   generates: {

@@ -46,18 +46,15 @@ const routes: Route[] = [
     path: '/api/auth/register',
     async handle(req) {
       const [username, email, password] = ['username', 'email', 'password'].map((field) => String(required(req.body, field)));
-      const data = await req.run(
-        `mutation FlaskChatRegister($input: RegisterInput!) { register(input: $input) { accessToken user { ${USER_FIELDS} } } }`,
-        { input: { username, email, password } },
+      const avatarUrl = text(req.body.avatar_url) || null;
+      const data = await worded(
+        req.run(`mutation FlaskChatRegister($input: RegisterInput!) { register(input: $input) { user { ${USER_FIELDS} } } }`, {
+          input: { username, email, password, avatarUrl },
+        }),
+        {},
+        USER_INPUT,
       );
-      let { user } = data.register;
-      const avatarUrl = text(req.body.avatar_url);
-      if (avatarUrl) {
-        // Registration takes no avatar: the new user, who exists only now, sets it.
-        req.caller.authorization = `Bearer ${data.register.accessToken}`;
-        user = await setAvatar(req.run, user.id, avatarUrl);
-      }
-      return created({ message: 'User registered successfully', user: userJson(user) });
+      return created({ message: 'User registered successfully', user: userJson(data.register.user) });
     },
   },
   {
@@ -249,15 +246,6 @@ const routes: Route[] = [
 ];
 
 /** Sets a new account's avatar; a refused avatar undoes the registration, so a retry can succeed. */
-async function setAvatar(run: Run, userId: string, avatarUrl: string): Promise<Data> {
-  try {
-    return (await worded(run(UPDATE_USER, { input: { avatarUrl } }), {}, USER_INPUT)).updateProfile;
-  } catch (err) {
-    await run(`mutation FlaskChatUndoRegister($id: ID!) { deleteUser(id: $id) }`, { id: userId });
-    throw err;
-  }
-}
-
 async function existingUser(run: Run, rawId: string): Promise<Data> {
   const data = await run(`query FlaskChatUser($id: ID!) { user(id: $id) { ${USER_FIELDS} } }`, { id: idParam(rawId, 'User') });
   if (!data.user) throw new GatewayError('NOT_FOUND', 'User not found');

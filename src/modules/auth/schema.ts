@@ -18,6 +18,7 @@ const RegisterInput = builder.inputType('RegisterInput', {
     email: t.string(),
     phone: t.string(),
     displayName: t.string(),
+    avatarUrl: t.string({ description: 'An http(s) URL of a picture kept elsewhere.' }),
     deviceId: t.string({ description: 'A stable id of this device; refresh tokens are bound to it.' }),
   }),
 });

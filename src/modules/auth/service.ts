@@ -24,6 +24,7 @@ const registerRules = z.object({
   email: emailRule.nullish(),
   phone: phoneRule.nullish(),
   displayName: displayNameRule.nullish(),
+  avatarUrl: profileRules.shape.avatarUrl,
   deviceId: deviceIdRule,
 });
 
@@ -48,6 +49,7 @@ export async function register(services: Services, input: unknown): Promise<Sess
         email: data.email ?? null,
         phone: data.phone ?? null,
         displayName: data.displayName ?? null,
+        avatarUrl: data.avatarUrl ?? null,
         passwordHash: await hashPassword(data.password),
       },
     });
