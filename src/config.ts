@@ -50,6 +50,7 @@ const schema = z.object({
   CALL_RING_TIMEOUT: z.coerce.number().int().min(1).default(45),
   /** Comma-separated browser origins allowed by CORS; `*` allows any. */
   CORS_ORIGINS: z.string().default('*'),
+  TRUST_PROXY: z.enum(['true', 'false']).default('false'),
   /** Seconds SIGTERM waits for open requests before closing the rest. */
   SHUTDOWN_GRACE: z.coerce.number().min(0).default(10),
 });

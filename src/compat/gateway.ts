@@ -23,8 +23,10 @@ export class GatewayError extends Error {
 
   static from(error: GraphQLError): GatewayError {
     const extensions = (error.extensions ?? {}) as Record<string, unknown>;
+    // Errors without a code are the request's own (a variable of the wrong type, say): the
+    // dialect passed on what the client sent, so the client's input was bad.
     return new GatewayError(
-      String(extensions.code ?? 'INTERNAL_SERVER_ERROR'),
+      String(extensions.code ?? 'BAD_USER_INPUT'),
       error.message,
       (extensions.fields as Record<string, string>) ?? {},
       extensions,

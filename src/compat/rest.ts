@@ -57,7 +57,7 @@ export interface Route {
   path: string;
   /** Which documented rate limit counts this route (a key of the dialect's `limits`). */
   limit?: string;
-  /** Largest multipart file accepted, bytes (default: the server's MAX_UPLOAD_BYTES). */
+  /** Largest multipart file accepted, bytes; routes without it take no files. */
   maxFileBytes?: number;
   handle(req: RestRequest): Promise<RestReply>;
 }
@@ -139,7 +139,12 @@ export class RestRouter {
       return this.write(res, dialect.errorReply(err, null));
     }
     const { route } = found.r;
-    const params = Object.fromEntries(found.r.names.map((n, i) => [n, decodeURIComponent(found.match![i + 1])]));
+    let params: Record<string, string>;
+    try {
+      params = Object.fromEntries(found.r.names.map((n, i) => [n, decodeURIComponent(found.match![i + 1])]));
+    } catch {
+      return this.write(res, dialect.errorReply(new GatewayError('NOT_FOUND', 'Not found'), null));
+    }
     const cleanup: string[] = [];
     const request: RestRequest = {
       method,
@@ -157,11 +162,12 @@ export class RestRouter {
     const setCookies: SetCookie[] = [];
     let headers: Record<string, string> = {};
     try {
-      await this.readBody(req, request, route.maxFileBytes ?? this.services.config.MAX_UPLOAD_BYTES, cleanup);
+      // Who is asking and whether they are over their limit are settled before a byte of the
+      // body is read, so neither a stranger nor a flood makes the server store an upload.
       setCookies.push(...((await dialect.authorize?.(request, this.services, this.gateway)) ?? []));
       const limit = dialect.limits?.[route.limit ?? 'default'];
       if (limit) {
-        const who = (await this.identity(request)) ?? `ip:${req.socket.remoteAddress}`;
+        const who = (await this.identity(request)) ?? `ip:${this.clientAddress(req)}`;
         const result = await this.limits.consume(`${dialect.name}:${route.limit ?? 'default'}`, limit, who);
         if (result) {
           headers = rateLimitHeaders(result);
@@ -170,6 +176,7 @@ export class RestRouter {
           }
         }
       }
+      await this.readBody(req, request, route.maxFileBytes ?? 0, cleanup);
       const reply = await route.handle(request);
       this.write(res, { ...reply, cookies: [...setCookies, ...(reply.cookies ?? [])] }, headers);
     } catch (err) {
@@ -179,6 +186,16 @@ export class RestRouter {
     } finally {
       await Promise.all(cleanup.map((dir) => rm(dir, { recursive: true, force: true })));
     }
+  }
+
+  /**
+   * The client's address. Behind a proxy we trust (TRUST_PROXY) it is the last X-Forwarded-For
+   * entry, the one our proxy appended: earlier entries are whatever the client claimed.
+   */
+  private clientAddress(req: http.IncomingMessage): string {
+    const forwarded = req.headers['x-forwarded-for'];
+    const last = (Array.isArray(forwarded) ? forwarded.at(-1) : forwarded)?.split(',').at(-1)?.trim();
+    return this.services.config.TRUST_PROXY === 'true' && last ? last : (req.socket.remoteAddress ?? 'unknown');
   }
 
   /** The signed-in user a limit counts against (their id), from the caller's token. */
@@ -242,7 +259,8 @@ export class RestRouter {
 
   /**
    * Multipart forms: fields by name, files streamed to a temporary directory (a form may send
-   * a file before the fields that say where it goes), refused past `maxFileBytes`.
+   * a file before the fields that say where it goes), refused past `maxFileBytes`. Routes that
+   * take no file (`maxFileBytes` 0) read the fields and skip any file unread.
    */
   private async readMultipart(req: http.IncomingMessage, request: RestRequest, maxFileBytes: number, cleanup: string[]) {
     const dir = await mkdtemp(path.join(tmpdir(), 'chat-form-'));
@@ -252,7 +270,7 @@ export class RestRouter {
     await new Promise<void>((resolve, reject) => {
       let form: busboy.Busboy;
       try {
-        form = busboy({ headers: req.headers, limits: { fileSize: maxFileBytes, files: 5, fields: 50 } });
+        form = busboy({ headers: req.headers, limits: { fileSize: maxFileBytes, files: maxFileBytes > 0 ? 5 : 0, fields: 50 } });
       } catch {
         return reject(new GatewayError('BAD_USER_INPUT', 'Malformed multipart body', { body: 'must be multipart/form-data' }));
       }

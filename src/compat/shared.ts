@@ -28,6 +28,23 @@ export function num(id: string | null | undefined): number | null {
   return id == null ? null : Number(id);
 }
 
+/**
+ * A text field of a request body: a string, or a number (loose clients send ids and such as
+ * numbers). Objects, arrays and booleans are refused naming the field rather than turned
+ * into "[object Object]". Null when absent or empty, unless `mustHave`.
+ */
+export function textField(body: Data, field: string, mustHave = false): string | null {
+  const value = body[field];
+  if (value == null || value === '') {
+    if (mustHave) throw new GatewayError('BAD_USER_INPUT', `${field}: is required`, { [field]: 'is required' });
+    return null;
+  }
+  if (typeof value !== 'string' && typeof value !== 'number') {
+    throw new GatewayError('BAD_USER_INPUT', `${field}: must be a string`, { [field]: 'must be a string' });
+  }
+  return String(value);
+}
+
 /** A required field of a request body, or BAD_USER_INPUT naming it. */
 export function required(body: Data, field: string): unknown {
   const value = body[field];

@@ -14,6 +14,7 @@ import {
   createConversation,
   DEFAULT_ROOM_SLUG,
   ensureDirectConversation,
+  findDirectConversation,
   getConversation,
   leaveConversation,
   listConversations,
@@ -114,6 +115,14 @@ builder.queryFields((t) => ({
     authScopes: { signedIn: true },
     args: { id: t.arg.id({ required: true }) },
     resolve: (_root, { id }, ctx) => getConversation(ctx, id),
+  }),
+  directConversation: t.field({
+    type: ConversationRef,
+    nullable: true,
+    description: 'Your direct conversation with this user, or null when there is none yet.',
+    authScopes: { signedIn: true },
+    args: { userId: t.arg.id({ required: true }) },
+    resolve: (_root, { userId }, ctx) => findDirectConversation(ctx, userId),
   }),
   publicRoom: t.field({
     type: ConversationRef,

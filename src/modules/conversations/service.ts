@@ -63,14 +63,25 @@ export async function createConversation(ctx: Context, input: unknown): Promise<
   return conversation;
 }
 
-/** The one direct conversation of the viewer and `userId`, created on first use. */
-export async function ensureDirectConversation(ctx: Context, userId: string | number): Promise<Conversation> {
+/** The other user of a direct conversation with the viewer, and the pair's key. */
+async function directPair(ctx: Context, userId: string | number) {
   const me = viewerId(ctx);
   const other = Number(userId);
   if (other === me) throw badInput({ userId: 'cannot start a direct conversation with yourself' });
   const user = Number.isSafeInteger(other) ? await ctx.db.user.findUnique({ where: { id: other }, select: { id: true, status: true } }) : null;
   if (!user) throw notFound('User');
-  const directKey = [me, other].sort((a, b) => a - b).join(':');
+  return { me, other, user, directKey: [me, other].sort((a, b) => a - b).join(':') };
+}
+
+/** The direct conversation of the viewer and `userId` if they have one (reading never creates it). */
+export async function findDirectConversation(ctx: Context, userId: string | number): Promise<Conversation | null> {
+  const { directKey } = await directPair(ctx, userId);
+  return ctx.db.conversation.findUnique({ where: { directKey } });
+}
+
+/** The one direct conversation of the viewer and `userId`, created on first use. */
+export async function ensureDirectConversation(ctx: Context, userId: string | number): Promise<Conversation> {
+  const { me, other, user, directKey } = await directPair(ctx, userId);
   const existing = await ctx.db.conversation.findUnique({ where: { directKey } });
   if (existing) return existing;
   if (user.status !== 'ACTIVE') throw forbidden('This user cannot receive messages');

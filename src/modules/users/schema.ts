@@ -77,7 +77,7 @@ builder.queryFields((t) => ({
     type: 'User',
     nullable: true,
     authScopes: { signedIn: true },
-    description: 'A user by id, username or exact email address.',
+    description: 'A user by id, username, or exact email address (public emails only, unless it is yours).',
     args: { id: t.arg.id(), username: t.arg.string(), email: t.arg.string() },
     resolve: async (query, _root, { id, username, email }, ctx) => {
       const where = id
@@ -88,6 +88,11 @@ builder.queryFields((t) => ({
             ? { email: email.trim().toLowerCase() }
             : null;
       if (!where || ('id' in where && !Number.isSafeInteger(where.id))) throw notFound('User');
+      if ('email' in where) {
+        // A private email finds nobody, so an address cannot be checked against accounts.
+        const found = await ctx.db.user.findUnique({ where, select: { id: true, emailPublic: true } });
+        if (!found || (!found.emailPublic && !ownerOrAdmin(found, ctx))) return null;
+      }
       return ctx.db.user.findUnique({ ...query, where });
     },
   }),
