@@ -1,14 +1,13 @@
 import { GatewayError, type Data } from '../gateway.ts';
 import type { RestDialect, RestRequest, Route } from '../rest.ts';
 import { statusOf } from '../rest.ts';
-import { idParam, intQuery, messageKind, newestMessages } from '../shared.ts';
-import { handle, MESSAGE_FIELDS, messageJson, recipientId, USER_FIELDS, userJson } from './shape.ts';
+import { idParam, intQuery, messageKind, newestMessages, textField } from '../shared.ts';
+import { detail, handle, MESSAGE_FIELDS, messageJson, recipientId, USER_FIELDS, userJson } from './shape.ts';
 
 /** Tokens "valid for 24 hours by default", as the seed says. */
 const TOKEN_SECONDS = 24 * 60 * 60;
 
 const ok = (body: unknown) => ({ status: 200, body });
-const asText = (v: unknown) => (v == null || v === '' ? null : String(v));
 
 const routes: Route[] = [
   {
@@ -19,10 +18,10 @@ const routes: Route[] = [
         `mutation SocketChatLogin($input: EmailLoginInput!) { emailLogin(input: $input) { accessToken user { ${USER_FIELDS} } } }`,
         {
           input: {
-            email: asText(req.body.email) ?? '',
-            name: asText(req.body.name),
-            avatarUrl: asText(req.body.profile_image),
-            password: asText(req.body.password),
+            email: textField(req.body, 'email', true),
+            name: textField(req.body, 'name'),
+            avatarUrl: textField(req.body, 'profile_image'),
+            password: textField(req.body, 'password'),
             sessionSeconds: TOKEN_SECONDS,
           },
         },
@@ -77,7 +76,7 @@ const routes: Route[] = [
     method: 'POST',
     path: '/api/conversations/start',
     async handle(req) {
-      const userId = await recipientId(req.run, req.body.to_email);
+      const userId = await recipientId(req.run, textField(req.body, 'to_email', true));
       const data = await req.run(
         `mutation SocketChatStart($userId: ID!) { ensureDirectConversation(userId: $userId) { id participants { ${USER_FIELDS} } } }`,
         { userId },
@@ -129,12 +128,11 @@ const routes: Route[] = [
 
 /** The input of sendMessage for a `send_message` body (REST and socket alike). */
 export async function sendInput(run: RestRequest['run'], body: Data) {
-  const message = typeof body.message === 'string' ? body.message : '';
   return {
-    recipientId: await recipientId(run, body.to_email),
-    content: message,
-    kind: messageKind(body.message_type, 'message_type'),
-    replyToId: body.reply_to == null || body.reply_to === '' ? null : String(body.reply_to),
+    recipientId: await recipientId(run, textField(body, 'to_email', true)),
+    content: textField(body, 'message') ?? '',
+    kind: messageKind(textField(body, 'message_type'), 'message_type'),
+    replyToId: textField(body, 'reply_to'),
   };
 }
 
@@ -145,6 +143,6 @@ export const socketChatRest: RestDialect = {
   errorReply(err) {
     // FastAPI answers refused input with 422.
     const status = err.code === 'BAD_USER_INPUT' ? 422 : err.code === 'CONFLICT' ? 400 : statusOf(err.code);
-    return { status, body: { detail: status === 500 ? 'Internal server error' : err.message } };
+    return { status, body: { detail: detail(err) } };
   },
 };

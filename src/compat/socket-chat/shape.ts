@@ -40,11 +40,30 @@ export const FIND_USER = /* GraphQL */ `
   }
 `;
 
-export async function recipientId(run: (doc: string, vars: Record<string, unknown>) => Promise<Data>, toEmail: unknown): Promise<string> {
-  const value = typeof toEmail === 'string' ? toEmail.trim() : '';
+export async function recipientId(run: (doc: string, vars: Record<string, unknown>) => Promise<Data>, toEmail: string | null): Promise<string> {
+  const value = toEmail?.trim() ?? '';
   if (!value) throw new GatewayError('BAD_USER_INPUT', 'to_email: is required', { to_email: 'is required' });
   const data = await run(FIND_USER, value.includes('@') ? { email: value } : { username: value });
   const user = data.user;
   if (!user) throw new GatewayError('NOT_FOUND', 'User not found');
   return user.id;
+}
+
+/** Our input names as socket-chat's clients know them, for error messages. */
+const SEED_FIELDS: Record<string, string> = {
+  content: 'message',
+  kind: 'message_type',
+  replyToId: 'reply_to',
+  recipientId: 'to_email',
+  userId: 'to_email',
+  conversationId: 'conversation_id',
+  avatarUrl: 'profile_image',
+  displayName: 'name',
+};
+
+/** The message of an error as socket-chat shows it (`detail`, or the socket `error`'s `message`). */
+export function detail(err: GatewayError): string {
+  if (err.code === 'INTERNAL_SERVER_ERROR') return 'Internal server error';
+  const [field, problem] = Object.entries(err.fields)[0] ?? [];
+  return field ? `${SEED_FIELDS[field] ?? field}: ${problem}` : err.message;
 }

@@ -2,7 +2,7 @@ import { GatewayError, type Data } from '../gateway.ts';
 import { contacts, followContactsPresence, idParam } from '../shared.ts';
 import { ConnectRefused, type SocketDialect, type SocketSession } from '../sockets.ts';
 import { sendInput } from './rest.ts';
-import { handle, MESSAGE_FIELDS, messageJson, USER_FIELDS } from './shape.ts';
+import { detail, handle, MESSAGE_FIELDS, messageJson, USER_FIELDS } from './shape.ts';
 
 const USER_EVENTS = /* GraphQL */ `
   subscription SocketChatUserEvents {
@@ -89,7 +89,7 @@ export const socketChatSocket: SocketDialect = {
     },
   },
   errorPayload(err: GatewayError) {
-    return { message: err.code === 'INTERNAL_SERVER_ERROR' ? 'Internal server error' : err.message };
+    return { message: detail(err) };
   },
 };
 
