@@ -25,7 +25,7 @@ describe(`one message, every surface (${where})`, () => {
     if (receiving !== sending) await receiving?.stop();
   });
 
-  it('a message sent through chattrix REST reaches a GraphQL subscriber and a socket-chat socket', async () => {
+  it('a message sent through chattrix REST reaches a GraphQL subscriber, a socket-chat socket and a flask-chat socket', async () => {
     // The sender uses chattrix (cookie session); the receiver uses GraphQL and socket-chat.
     const sender = { username: uniqueName('cx'), password: 'chattrix password', email: `${uniqueName('cx')}@example.com` };
     const receiverEmail = `${uniqueName('rx')}@example.com`;
@@ -65,6 +65,12 @@ describe(`one message, every surface (${where})`, () => {
     closers.push(() => socket.close());
     await userTopic;
     const onSocket = nextIo(socket, 'new_message');
+    // …and a flask-chat socket, with the same access token (every surface shares them).
+    const flaskTopic = listening(receiving, topics.user(receiver.id));
+    const flask: Socket = await connectIo(`${receiving.url}/flask-chat`, { auth: { token: receiver.accessToken } });
+    closers.push(() => flask.close());
+    await flaskTopic;
+    const onFlask = nextIo(flask, 'new_private_message');
 
     const sent = await chattrix(`/api/conversations/${conversationId}/messages`, {
       method: 'POST',
@@ -85,6 +91,13 @@ describe(`one message, every surface (${where})`, () => {
       sender_email: sender.username, // a chattrix account keeps its email private
       message: 'from chattrix',
       message_type: 'text',
+    });
+    expect(await onFlask).toEqual({
+      id: message_data.id,
+      content: 'from chattrix',
+      timestamp: message_data.timestamp,
+      sender: { id: message_data.sender_id, username: sender.username },
+      username: sender.username,
     });
 
   });
