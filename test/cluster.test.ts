@@ -125,7 +125,7 @@ describe.runIf(usingServices)('two instances on one PostgreSQL and Redis', () =>
 
       const online = nextIo(socketA, 'online_users');
       socketA.emit('get_online_users');
-      expect((await online).users.map((u: { id: number }) => u.id).sort()).toEqual([Number(onA.id), Number(onB.id)].sort());
+      expect((await online).map((u: { id: number }) => u.id).sort()).toEqual([Number(onA.id), Number(onB.id)].sort());
 
       const message = nextIo(socketA, 'new_public_message', (m) => m.content === 'from instance b');
       socketB.emit('send_public_message', { content: 'from instance b' });

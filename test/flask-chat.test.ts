@@ -119,9 +119,7 @@ describe('flask-chat auth', () => {
     const token = loggedIn.body.access_token;
     expect((await api('/messages', { token })).status).toBe(200);
     expect(await api('/auth/logout', { method: 'POST', token })).toEqual({ status: 200, body: { message: 'Logout successful' } });
-    const after = await api('/messages', { token });
-    expect(after.status).toBe(401);
-    expect(after.body).toEqual({ message: expect.any(String) });
+    expect(await api('/messages', { token })).toEqual({ status: 401, body: { message: 'Session ended; sign in again' } });
   });
 
   it('refuses missing fields, taken names and bad avatars with 400, and wrong passwords with 401', async () => {
@@ -159,9 +157,7 @@ describe('flask-chat auth', () => {
 
   it('answers 401 with the message body without a valid token, and 404/405 for unknown routes', async () => {
     for (const path of ['/messages', '/messages/private/1', '/files/', '/files/1', '/users/', '/users/1']) {
-      const { status, body } = await api(path, { token: 'not-a-token' });
-      expect(status).toBe(401);
-      expect(body).toEqual({ message: expect.any(String) });
+      expect(await api(path, { token: 'not-a-token' })).toEqual({ status: 401, body: { message: 'Access token invalid' } });
     }
     expect(await api('/nowhere')).toEqual({ status: 404, body: { message: 'Not found' } });
     expect(await api('/auth/login')).toEqual({ status: 405, body: { message: 'Method not allowed' } });
@@ -280,6 +276,136 @@ describe('flask-chat private messages', () => {
   });
 });
 
+describe('flask-chat private chats are made only by writing or joining', () => {
+  const CONVERSATIONS = 'query { conversations(first: 100) { edges { node { id kind participants { id } } } } }';
+
+  it('reads, deletes and leaves without making a chat appear in either user’s list', async () => {
+    const [alice, bob, stranger] = await Promise.all([account(), account(), account()]);
+    const sent = await api(`/messages/private/${bob.id}`, { method: 'POST', token: alice.token, body: { content: 'just us' } });
+    const [aliceBefore, strangerBefore] = await Promise.all([graphql(alice.token, CONVERSATIONS), graphql(stranger.token, CONVERSATIONS)]);
+    expect(aliceBefore.conversations.edges).toContainEqual({
+      node: { id: String(sent.body.chat_id), kind: 'DIRECT', participants: expect.arrayContaining([{ id: String(alice.id) }, { id: String(bob.id) }]) },
+    });
+
+    // Checked after each step, so each of them is shown to make nothing.
+    const unchanged = async () => {
+      expect(await graphql(alice.token, CONVERSATIONS)).toEqual(aliceBefore);
+      expect(await graphql(stranger.token, CONVERSATIONS)).toEqual(strangerBefore);
+    };
+    expect(await api(`/messages/private/${alice.id}`, { token: stranger.token })).toEqual({ status: 200, body: { messages: [] } });
+    await unchanged();
+    expect(await api(`/messages/private/${alice.id}/${sent.body.id}`, { method: 'DELETE', token: stranger.token })).toEqual({
+      status: 404,
+      body: { message: 'Message not found or invalid chat' },
+    });
+    await unchanged();
+    const socket = await socketFor(stranger);
+    const errors = recordIo(socket, 'error');
+    expect(await socket.emitWithAck('leave_private', { other_user_id: alice.id })).toEqual({ success: true });
+    expect(errors).toEqual([]);
+    await unchanged();
+    expect(await api(`/messages/private/${stranger.id}`, { token: alice.token })).toEqual({ status: 200, body: { messages: [] } });
+    await unchanged();
+  });
+
+  it('answers reads and deletes for yourself and unknown users as the seed does', async () => {
+    const alice = await account();
+    expect(await api('/messages/private/99999999', { token: alice.token })).toEqual({ status: 404, body: { message: 'User not found' } });
+    expect(await api(`/messages/private/${alice.id}`, { token: alice.token })).toEqual({
+      status: 400,
+      body: { message: 'Cannot send message to yourself' },
+    });
+    for (const other of [99999999, alice.id]) {
+      expect(await api(`/messages/private/${other}/1`, { method: 'DELETE', token: alice.token })).toEqual({
+        status: 404,
+        body: { message: 'Message not found or invalid chat' },
+      });
+    }
+  });
+});
+
+describe('flask-chat input types', () => {
+  it('refuses arrays, objects and booleans where the seed expects text, naming the field', async () => {
+    const alice = await account();
+    const username = uniqueName('typed');
+    const fields = { username, email: `${username}@example.com`, password: 'a good password' };
+    const refused = (field: string) => ({ status: 400, body: { message: `${field}: must be a string` } });
+    expect(await api('/auth/register', { method: 'POST', body: { ...fields, username: [username] } })).toEqual(refused('username'));
+    expect(await api('/auth/register', { method: 'POST', body: { ...fields, email: { address: fields.email } } })).toEqual(refused('email'));
+    expect(await api('/auth/register', { method: 'POST', body: { ...fields, password: true } })).toEqual(refused('password'));
+    expect(await api('/auth/register', { method: 'POST', body: { ...fields, avatar_url: ['http://example.com/a.png'] } })).toEqual(refused('avatar_url'));
+    expect(await api('/auth/login', { method: 'POST', body: { username: [alice.username], password: alice.password } })).toEqual(refused('username'));
+    expect(await api('/auth/login', { method: 'POST', body: { username: alice.username, password: [alice.password] } })).toEqual(refused('password'));
+    expect(await api(`/users/${alice.id}`, { method: 'PUT', token: alice.token, body: { username: [uniqueName('x')] } })).toEqual(refused('username'));
+    expect(await api(`/users/${alice.id}`, { method: 'PUT', token: alice.token, body: { email: false } })).toEqual(refused('email'));
+    // None of those went through: the name is still free and Alice unchanged.
+    expect((await api('/auth/register', { method: 'POST', body: fields })).status).toBe(201);
+    expect((await api(`/users/${alice.id}`, { token: alice.token })).body.user).toEqual({
+      id: alice.id,
+      username: alice.username,
+      email: alice.email,
+      avatar_url: null,
+      created_at: expect.stringMatching(iso),
+    });
+  });
+
+  it('takes ids and sizes as integers or strings of digits, and refuses anything else', async () => {
+    const [alice, bob] = await Promise.all([account(), account()]);
+    const message = await api('/messages', { method: 'POST', token: alice.token, body: { content: 'typed files' } });
+    const chat = await api(`/messages/private/${bob.id}`, { method: 'POST', token: alice.token, body: { content: 'typed chat' } });
+    const file = { filename: 'a.png', file_url: 'http://example.com/a.png', file_size: 10, public_message_id: message.body.id };
+    const post = (body: Record<string, unknown>) => api('/files/', { method: 'POST', token: alice.token, body });
+    const notInteger = (field: string) => ({ status: 400, body: { message: `${field}: must be an integer` } });
+
+    for (const size of [true, [10], { size: 10 }, 10.5, '10.5', ' 10', '1e3']) {
+      expect(await post({ ...file, file_size: size })).toEqual(notInteger('file_size'));
+    }
+    expect(await post({ ...file, public_message_id: [message.body.id] })).toEqual(notInteger('public_message_id'));
+    expect(await post({ ...file, public_message_id: true })).toEqual(notInteger('public_message_id'));
+    const { public_message_id: _, ...chatFile } = file;
+    expect(await post({ ...chatFile, private_chat_id: [chat.body.chat_id] })).toEqual(notInteger('private_chat_id'));
+    expect(await post({ ...chatFile, private_chat_id: { id: chat.body.chat_id } })).toEqual(notInteger('private_chat_id'));
+    expect(await post({ ...file, filename: ['a.png'] })).toEqual({ status: 400, body: { message: 'filename: must be a string' } });
+    expect(await post({ ...file, file_url: { href: 'http://example.com/a.png' } })).toEqual({ status: 400, body: { message: 'file_url: must be a string' } });
+    // Nothing was recorded by the refused requests.
+    expect(await api('/files/', { token: alice.token })).toEqual({ status: 200, body: [] });
+
+    const asText = await post({ ...file, file_size: '2048', public_message_id: String(message.body.id) });
+    expect(asText).toEqual({
+      status: 201,
+      body: {
+        id: expect.any(Number),
+        filename: 'a.png',
+        file_url: 'http://example.com/a.png',
+        file_size: 2048,
+        uploaded_at: expect.stringMatching(iso),
+        uploader_id: alice.id,
+        public_message_id: message.body.id,
+        private_chat_id: null,
+      },
+    });
+    expect(await api('/files/', { token: alice.token })).toEqual({ status: 200, body: [asText.body] });
+
+    const socket = await socketFor(alice);
+    const cases: Array<[string, Record<string, unknown>]> = [
+      ['join_private', { other_user_id: [bob.id] }],
+      ['join_private', { other_user_id: true }],
+      ['leave_private', { other_user_id: { id: bob.id } }],
+      ['send_private_message', { other_user_id: [bob.id], content: 'array id' }],
+      ['send_private_message', { other_user_id: `${bob.id}.0`, content: 'float id' }],
+    ];
+    for (const [event, data] of cases) {
+      const failed = nextIo(socket, 'error');
+      socket.emit(event, data);
+      expect(await failed).toEqual({ message: 'other_user_id: must be an integer' });
+    }
+    expect((await api(`/messages/private/${bob.id}`, { token: alice.token })).body).toEqual({ messages: [chat.body] });
+    const joined = nextIo(socket, 'joined_private');
+    socket.emit('join_private', { other_user_id: String(bob.id) });
+    expect(await joined).toEqual({ chat_id: chat.body.chat_id, room: `private_chat_${chat.body.chat_id}`, other_user_id: bob.id });
+  });
+});
+
 describe('flask-chat files', () => {
   it('records files of public messages and private chats, lists, shows and deletes them', async () => {
     const [alice, bob, carol] = await Promise.all([account(), account(), account()]);
@@ -325,8 +451,11 @@ describe('flask-chat files', () => {
     expect(await api('/files/', { token: alice.token })).toEqual({ status: 200, body: [doc.body, photo.body] });
     expect(await api('/files', { token: bob.token })).toEqual({ status: 200, body: [] });
     expect(await api(`/files/${doc.body.id}`, { token: alice.token })).toEqual({ status: 200, body: { file: doc.body } });
-    expect(await api(`/files/${photo.body.id}`, { token: bob.token })).toEqual({ status: 200, body: { file: photo.body } });
+    // By id, a file is its uploader's (and an admin's) alone, even for the other user of its chat.
+    expect(await api(`/files/${photo.body.id}`, { token: bob.token })).toEqual({ status: 403, body: { message: 'Access denied' } });
     expect(await api(`/files/${photo.body.id}`, { token: carol.token })).toEqual({ status: 403, body: { message: 'Access denied' } });
+    const adminToken = await login(admin.username, admin.password);
+    expect(await api(`/files/${photo.body.id}`, { token: adminToken })).toEqual({ status: 200, body: { file: photo.body } });
     expect(await api('/files/99999999', { token: alice.token })).toEqual({ status: 404, body: { message: 'File not found' } });
     expect(await api(`/files/public/${message.body.id}`, { token: carol.token })).toEqual({ status: 200, body: { files: [doc.body] } });
     expect(await api(`/files/private/${chatId}`, { token: bob.token })).toEqual({ status: 200, body: { files: [photo.body] } });
@@ -410,8 +539,15 @@ describe('flask-chat users', () => {
         created_at: expect.stringMatching(iso),
       });
     }
-    // The list is the first users by id, at most 100 unless ?limit= says otherwise.
-    if (list.body.users.length < 100) expect(list.body.users).toContainEqual(other.body.user);
+    // The list is the first users by id, at most 100 unless ?limit= says otherwise; anyone
+    // past them is found by name.
+    expect(list.body.users.length).toBeLessThanOrEqual(100);
+    expect(await api(`/users?search=${alice.username}`, { token: bob.token })).toEqual({ status: 200, body: { users: [other.body.user] } });
+    expect(await api(`/users?search=${bob.username.toUpperCase()}`, { token: bob.token })).toEqual({
+      status: 200,
+      body: { users: [{ id: bob.id, username: bob.username, email: bob.email, avatar_url: null, created_at: expect.stringMatching(iso) }] },
+    });
+    expect(await api(`/users?search=${uniqueName('nobody')}`, { token: bob.token })).toEqual({ status: 200, body: { users: [] } });
     expect((await api('/users?limit=2', { token: bob.token })).body.users).toEqual(list.body.users.slice(0, 2));
     expect(await api('/users/99999999', { token: bob.token })).toEqual({ status: 404, body: { message: 'User not found' } });
   });
@@ -499,7 +635,9 @@ describe('flask-chat Socket.IO', () => {
 
     const online = nextIo(socket, 'online_users');
     socket.emit('get_online_users');
-    expect((await online).users).toContainEqual({ id: alice.id, username: alice.username });
+    const onlineUsers = await online;
+    expect(Array.isArray(onlineUsers)).toBe(true);
+    expect(onlineUsers).toContainEqual({ id: alice.id, username: alice.username });
 
     const bobSocket = await socketFor(bob, 'query');
     const chatJoined = nextIo(socket, 'joined_private');
@@ -520,7 +658,22 @@ describe('flask-chat Socket.IO', () => {
     expect(await toAlice).toEqual(expected);
     expect(await toBob).toEqual(await toAlice);
     const history = await api(`/messages/private/${alice.id}`, { token: bob.token });
-    expect(history.body.messages).toEqual([expect.objectContaining({ id: (await toBob).id, chat_id: chat.chat_id, sender_id: alice.id })]);
+    expect(history).toEqual({
+      status: 200,
+      body: {
+        messages: [
+          {
+            id: (await toBob).id,
+            content: 'Private message',
+            timestamp: (await toBob).timestamp,
+            sender_id: alice.id,
+            chat_id: chat.chat_id,
+            username: alice.username,
+            avatar_url: null,
+          },
+        ],
+      },
+    });
     // leave_private has no documented answer: it succeeds (the acknowledgement says so) without an error.
     const errors = recordIo(socket, 'error');
     expect(await socket.emitWithAck('leave_private', { other_user_id: bob.id })).toEqual({ success: true });
@@ -528,9 +681,9 @@ describe('flask-chat Socket.IO', () => {
   });
 
   it('refuses a missing or invalid token at once', async () => {
-    await expect(connectIo(`${server.url}/flask-chat`, { auth: { token: 'nope' } })).rejects.toMatchObject({ data: { message: expect.any(String) } });
-    await expect(connectIo(`${server.url}/flask-chat`, { query: { token: 'nope' } })).rejects.toMatchObject({ data: { message: expect.any(String) } });
-    await expect(connectIo(`${server.url}/flask-chat`)).rejects.toMatchObject({ data: { message: 'Authentication required' } });
+    await expect(connectIo(`${server.url}/flask-chat`, { auth: { token: 'nope' } })).rejects.toHaveProperty('data', { message: 'Access token invalid' });
+    await expect(connectIo(`${server.url}/flask-chat`, { query: { token: 'nope' } })).rejects.toHaveProperty('data', { message: 'Access token invalid' });
+    await expect(connectIo(`${server.url}/flask-chat`)).rejects.toHaveProperty('data', { message: 'Authentication required' });
   });
 
   it('announces joins and leaves to the public chat, and sends its messages only to those in it', async () => {
@@ -562,7 +715,8 @@ describe('flask-chat Socket.IO', () => {
     await inPublicChat(alice);
     const online = nextIo(bobSocket, 'online_users');
     bobSocket.emit('get_online_users');
-    const users = (await online).users;
+    const users = await online;
+    expect(Array.isArray(users)).toBe(true);
     expect(users.filter((u: any) => u.id === alice.id)).toEqual([{ id: alice.id, username: alice.username }]);
     expect(users).toContainEqual({ id: bob.id, username: bob.username });
     expect(users).not.toContainEqual(expect.objectContaining({ id: carol.id }));
@@ -617,7 +771,8 @@ describe('flask-chat Socket.IO', () => {
     const cases: Array<[string, Record<string, unknown>, string]> = [
       ['send_private_message', { other_user_id: alice.id, content: 'me' }, 'Cannot send message to yourself'],
       ['send_private_message', { other_user_id: 99999999, content: 'hi' }, 'User not found'],
-      ['join_private', { other_user_id: 'abc' }, 'User not found'],
+      ['join_private', { other_user_id: 'abc' }, 'other_user_id: must be an integer'],
+      ['join_private', {}, 'other_user_id: is required'],
       ['send_public_message', {}, 'content: is required'],
       ['send_public_message', { content: '  ' }, 'content: must not be empty'],
     ];
@@ -634,6 +789,6 @@ describe('flask-chat Socket.IO', () => {
     const gone = nextIo(socket, 'disconnect');
     await api('/auth/logout', { method: 'POST', token: alice.token });
     expect(await gone).toBe('io server disconnect');
-    await expect(connected(socket.connect())).rejects.toMatchObject({ data: { message: expect.any(String) } });
+    await expect(connected(socket.connect())).rejects.toHaveProperty('data', { message: 'Session ended; sign in again' });
   });
 });

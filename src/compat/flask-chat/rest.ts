@@ -1,13 +1,15 @@
 import { GatewayError, type Data } from '../gateway.ts';
 import type { RestDialect, RestRequest, Route } from '../rest.ts';
 import { statusOf } from '../rest.ts';
-import { idParam, intQuery, newestMessages, required, type Run } from '../shared.ts';
+import { idParam, intQuery, newestMessages, textField, type Run } from '../shared.ts';
 import {
   accountJson,
   contentOf,
   errorBody,
+  existingPrivateChat,
   FILE_FIELDS,
   fileJson,
+  integerField,
   MESSAGE_FIELDS,
   privateChat,
   privateMessageJson,
@@ -22,7 +24,8 @@ import {
 
 /**
  * The seed lists "all" messages and users; a list stops at `?limit=` (100 unless asked, at
- * most 500) so one request cannot read a whole busy room.
+ * most 500) so one request cannot read a whole busy room. Past the first users by id, a
+ * client finds someone with `?search=` (part of a username or display name).
  */
 const LIST_DEFAULT = 100;
 const LIST_MAX = 500;
@@ -37,7 +40,6 @@ const UPDATE_USER = /* GraphQL */ `
 
 const ok = (body: unknown) => ({ status: 200, body });
 const created = (body: unknown) => ({ status: 201, body });
-const text = (v: unknown) => (v == null || v === '' ? null : String(v));
 const listLimit = (req: RestRequest) => intQuery(req.query, 'limit', LIST_DEFAULT, 1, LIST_MAX);
 
 const routes: Route[] = [
@@ -45,8 +47,8 @@ const routes: Route[] = [
     method: 'POST',
     path: '/api/auth/register',
     async handle(req) {
-      const [username, email, password] = ['username', 'email', 'password'].map((field) => String(required(req.body, field)));
-      const avatarUrl = text(req.body.avatar_url) || null;
+      const [username, email, password] = ['username', 'email', 'password'].map((field) => textField(req.body, field, true));
+      const avatarUrl = textField(req.body, 'avatar_url');
       const data = await worded(
         req.run(`mutation FlaskChatRegister($input: RegisterInput!) { register(input: $input) { user { ${USER_FIELDS} } } }`, {
           input: { username, email, password, avatarUrl },
@@ -61,7 +63,7 @@ const routes: Route[] = [
     method: 'POST',
     path: '/api/auth/login',
     async handle(req) {
-      const [identifier, password] = ['username', 'password'].map((field) => String(required(req.body, field)));
+      const [identifier, password] = ['username', 'password'].map((field) => textField(req.body, field, true));
       const data = await worded(
         req.run(`mutation FlaskChatLogin($input: LoginInput!) { login(input: $input) { accessToken user { ${USER_FIELDS} } } }`, {
           input: { identifier, password },
@@ -108,7 +110,8 @@ const routes: Route[] = [
     path: '/api/messages/private/:other_user_id',
     async handle(req) {
       const limit = listLimit(req);
-      const messages = await newestMessages(req.run, await privateChat(req.run, req.params.other_user_id), limit, MESSAGE_FIELDS);
+      const chatId = await existingPrivateChat(req.run, idParam(req.params.other_user_id, 'User'));
+      const messages = chatId ? await newestMessages(req.run, chatId, limit, MESSAGE_FIELDS) : [];
       return ok({ messages: messages.map(privateMessageJson) });
     },
   },
@@ -117,16 +120,22 @@ const routes: Route[] = [
     path: '/api/messages/private/:other_user_id',
     async handle(req) {
       const content = contentOf(req.body);
-      return created(privateMessageJson(await sendTo(req.run, await privateChat(req.run, req.params.other_user_id), content)));
+      const chatId = await privateChat(req.run, idParam(req.params.other_user_id, 'User'));
+      return created(privateMessageJson(await sendTo(req.run, chatId, content)));
     },
   },
   {
     method: 'DELETE',
     path: '/api/messages/private/:other_user_id/:message_id',
     async handle(req) {
-      const chatId = await privateChat(req.run, req.params.other_user_id);
+      const notFound = new GatewayError('NOT_FOUND', 'Message not found or invalid chat');
+      // No chat with yourself or with nobody: the seed calls that an invalid chat, not bad input.
+      const chatId = await existingPrivateChat(req.run, idParam(req.params.other_user_id, 'User')).catch((err) => {
+        if (err instanceof GatewayError && (err.code === 'NOT_FOUND' || err.code === 'BAD_USER_INPUT')) return null;
+        throw err;
+      });
       const messageId = idParam(req.params.message_id, 'Message');
-      if (!(await holds(req.run, chatId, messageId))) throw new GatewayError('NOT_FOUND', 'Message not found or invalid chat');
+      if (!chatId || !(await holds(req.run, chatId, messageId))) throw notFound;
       await deleteOwn(req.run, messageId);
       return ok({ message: 'Message deleted' });
     },
@@ -136,8 +145,8 @@ const routes: Route[] = [
     path: '/api/files',
     async handle(req) {
       const input = {
-        name: String(required(req.body, 'filename')),
-        url: String(required(req.body, 'file_url')),
+        name: textField(req.body, 'filename', true),
+        url: textField(req.body, 'file_url', true),
         size: fileSize(req.body),
         ...(await association(req.run, req.body)),
       };
@@ -198,14 +207,15 @@ const routes: Route[] = [
     path: '/api/users',
     async handle(req) {
       const wanted = listLimit(req);
+      const search = req.query.get('search') || null;
       const users: Data[] = [];
       let after: string | null = null;
       while (users.length < wanted) {
         const data = await req.run(
-          `query FlaskChatUsers($first: Int!, $after: String) {
-            users(first: $first, after: $after) { pageInfo { hasNextPage endCursor } edges { node { ${USER_FIELDS} } } }
+          `query FlaskChatUsers($first: Int!, $after: String, $search: String) {
+            users(first: $first, after: $after, search: $search) { pageInfo { hasNextPage endCursor } edges { node { ${USER_FIELDS} } } }
           }`,
-          { first: Math.min(100, wanted - users.length), after },
+          { first: Math.min(100, wanted - users.length), after, search },
         );
         users.push(...data.users.edges.map((e: Data) => e.node));
         if (!data.users.pageInfo.hasNextPage) break;
@@ -228,7 +238,7 @@ const routes: Route[] = [
       const { id } = await existingUser(req.run, req.params.user_id);
       const input: Data = {};
       for (const [field, ours] of [['username', 'username'], ['email', 'email'], ['avatar_url', 'avatarUrl']]) {
-        if (field in req.body) input[ours] = text(req.body[field]);
+        if (field in req.body) input[ours] = textField(req.body, field);
       }
       const data = await worded(req.run(UPDATE_USER, { input, userId: id }), {}, USER_INPUT);
       return ok({ message: 'User updated successfully', user: accountJson(data.updateProfile) });
@@ -245,7 +255,7 @@ const routes: Route[] = [
   },
 ];
 
-/** Sets a new account's avatar; a refused avatar undoes the registration, so a retry can succeed. */
+/** A user by the seed's `user_id`, or the seed's 404. */
 async function existingUser(run: Run, rawId: string): Promise<Data> {
   const data = await run(`query FlaskChatUser($id: ID!) { user(id: $id) { ${USER_FIELDS} } }`, { id: idParam(rawId, 'User') });
   if (!data.user) throw new GatewayError('NOT_FOUND', 'User not found');
@@ -258,7 +268,11 @@ async function deleteOwn(run: Run, messageId: string) {
   });
 }
 
-/** Whether a message is in a conversation: its history, paged by message id, is asked for that one id. */
+/**
+ * Whether a message is in a conversation: its history is asked for the one message after
+ * `id - 1`. Safe because the messages connection's cursor is the message id itself
+ * (`toCursor` in src/modules/messages/schema.ts), so that page starts at `id` when it is there.
+ */
 async function holds(run: Run, conversationId: string, messageId: string): Promise<boolean> {
   const id = Number(messageId);
   if (!Number.isSafeInteger(id)) return false;
@@ -294,16 +308,15 @@ async function association(run: Run, body: Data) {
     throw new GatewayError('BAD_USER_INPUT', `public_message_id: ${problem}`, { public_message_id: problem });
   }
   return given('public_message_id')
-    ? { messageId: await publicMessage(run, body.public_message_id) }
-    : { conversationId: await directChat(run, body.private_chat_id) };
+    ? { messageId: await publicMessage(run, integerField(body, 'public_message_id')) }
+    : { conversationId: await directChat(run, integerField(body, 'private_chat_id')) };
 }
 
 /** GraphQL's Int is 32 bits: a size past it is out of bounds anyway, and linkFile says which bound. */
 const INT_MAX = 2 ** 31 - 1;
 
 function fileSize(body: Data): number {
-  const size = Number(required(body, 'file_size'));
-  if (!Number.isSafeInteger(size)) throw new GatewayError('BAD_USER_INPUT', 'file_size: must be an integer', { file_size: 'must be an integer' });
+  const size = Number(integerField(body, 'file_size'));
   return Math.max(-INT_MAX, Math.min(size, INT_MAX));
 }
 

@@ -100,15 +100,43 @@ export async function worded<T>(op: Promise<T>, messages: Record<string, string>
   }
 }
 
-/** The private chat with `otherUserId` (our direct conversation), made on first use. */
-export async function privateChat(run: Run, otherUserId: unknown): Promise<string> {
+/**
+ * An integer of a request body or event (an id, a size): a JSON integer or a string of digits,
+ * as the seed's form and JSON clients send them. Booleans, arrays and objects are refused
+ * naming the field, rather than read as 1 or as their one element.
+ */
+export function integerField(data: Data, field: string): string {
+  const value = required(data, field);
+  if ((typeof value === 'number' && Number.isInteger(value)) || (typeof value === 'string' && /^-?\d+$/.test(value))) return String(value);
+  throw new GatewayError('BAD_USER_INPUT', `${field}: must be an integer`, { [field]: 'must be an integer' });
+}
+
+/** The `other_user_id` of a socket event, as a user id. */
+export function otherUserOf(data: Data): string {
+  return idParam(integerField(data, 'other_user_id'), 'User');
+}
+
+const YOURSELF = { BAD_USER_INPUT: 'Cannot send message to yourself' };
+
+/** The private chat with `userId` (our direct conversation), made on first use: for sending and joining. */
+export async function privateChat(run: Run, userId: string): Promise<string> {
   const data = await worded(
-    run(`mutation FlaskChatPrivateChat($userId: ID!) { ensureDirectConversation(userId: $userId) { id } }`, {
-      userId: idParam(otherUserId, 'User'),
-    }),
-    { BAD_USER_INPUT: 'Cannot send message to yourself' },
+    run(`mutation FlaskChatPrivateChat($userId: ID!) { ensureDirectConversation(userId: $userId) { id } }`, { userId }),
+    YOURSELF,
   );
   return data.ensureDirectConversation.id;
+}
+
+/**
+ * The private chat with `userId` if there is one. Reading, deleting and leaving look it up
+ * without making it, so nobody can put an empty chat in another user's list.
+ */
+export async function existingPrivateChat(run: Run, userId: string): Promise<string | null> {
+  const data = await worded(
+    run(`query FlaskChatExistingChat($userId: ID!) { directConversation(userId: $userId) { id } }`, { userId }),
+    YOURSELF,
+  );
+  return data.directConversation?.id ?? null;
 }
 
 export async function publicRoomId(run: Run): Promise<string> {

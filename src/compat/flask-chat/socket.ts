@@ -1,7 +1,7 @@
 import type { Socket } from 'socket.io';
 import type { Data } from '../gateway.ts';
 import { ConnectRefused, type SocketDialect } from '../sockets.ts';
-import { contentOf, errorBody, liveMessageJson, MESSAGE_FIELDS, privateChat, publicRoomId, sendTo } from './shape.ts';
+import { contentOf, errorBody, existingPrivateChat, liveMessageJson, MESSAGE_FIELDS, otherUserOf, privateChat, publicRoomId, sendTo } from './shape.ts';
 
 /** The seed's room names; `public_chat` is also where `get_online_users` looks. */
 const PUBLIC_ROOM = 'public_chat';
@@ -85,23 +85,28 @@ export const flaskChatSocket: SocketDialect = {
       await sendTo(run, await publicRoomId(run), content);
     },
     async join_private(session, data) {
-      const chatId = await privateChat(session.run.bind(session), data.other_user_id);
+      const otherUserId = otherUserOf(data);
+      const chatId = await privateChat(session.run.bind(session), otherUserId);
       await session.socket.join(privateRoom(chatId));
-      session.socket.emit('joined_private', { chat_id: Number(chatId), room: privateRoom(chatId), other_user_id: Number(data.other_user_id) });
+      session.socket.emit('joined_private', { chat_id: Number(chatId), room: privateRoom(chatId), other_user_id: Number(otherUserId) });
     },
     async leave_private(session, data) {
-      await session.socket.leave(privateRoom(await privateChat(session.run.bind(session), data.other_user_id)));
+      // Without a chat there is no room to leave, and leaving must not make one.
+      const chatId = await existingPrivateChat(session.run.bind(session), otherUserOf(data));
+      if (chatId) await session.socket.leave(privateRoom(chatId));
     },
     async send_private_message(session, data) {
       const run = session.run.bind(session);
+      const otherUserId = otherUserOf(data);
       const content = contentOf(data);
-      await sendTo(run, await privateChat(run, data.other_user_id), content);
+      await sendTo(run, await privateChat(run, otherUserId), content);
     },
     async get_online_users(session) {
       const sockets = await session.socket.nsp.in(PUBLIC_ROOM).fetchSockets();
       // One entry per user, however many sockets they have in the room.
       const users = new Map(sockets.map((socket) => [who(socket).id, who(socket)]));
-      session.socket.emit('online_users', { users: [...users.values()] });
+      // The seed's answer is the array itself, not an object holding it.
+      session.socket.emit('online_users', [...users.values()]);
     },
   },
   errorPayload: errorBody,
