@@ -1,5 +1,6 @@
 import { io as ioClient, type Socket } from 'socket.io-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Gateway } from '../src/compat/gateway.ts';
 import { completeChatImplementation, fileUploadWithProgress, type ChattrixUser } from './seed-clients/chattrix.js';
 import { signUp } from './helpers/clients.ts';
 import { connected, connectIo, nextIo, recordIo } from './helpers/sockets.ts';
@@ -11,6 +12,9 @@ const sockets: Socket[] = [];
 const iso = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 const PASSWORD = 'correct horse battery';
 const MB16 = 16 * 1024 * 1024;
+const CROSS_SITE = { success: false, message: 'Request refused: this origin is not allowed', code: 'CSRF_FAILED' };
+/** The seed's error body for a field of the wrong type. */
+const notText = (field: string) => ({ success: false, message: `${field}: must be a string`, errors: { [field]: ['must be a string'] }, code: 'BAD_USER_INPUT' });
 const THIRTY_DAYS = 30 * 24 * 3600;
 
 /** A browser: its cookie jar, and the fetch and socket.io client of a page the server served. */
@@ -40,13 +44,13 @@ class Browser {
     return res;
   }) as typeof fetch;
 
-  /** The page's socket.io client: same origin, with the cookies. */
+  /** The page's socket.io client: the browser sends the page's Origin and the cookies. */
   io = (path: string): Socket => {
     const socket = ioClient(new URL(path, server.url).href, {
       reconnection: false,
       forceNew: true,
       transports: ['websocket'],
-      extraHeaders: { cookie: this.cookieHeader() },
+      extraHeaders: { cookie: this.cookieHeader(), origin: server.url },
     });
     sockets.push(socket);
     return socket;
@@ -280,11 +284,67 @@ describe('chattrix sessions', () => {
     expect(forged.body).toEqual({ success: false, message: expect.stringContaining('X-Requested-With'), code: 'CSRF_FAILED' });
     const crossSite = await call('PUT', '/api/user/profile', { as: a.browser, json: { bio: 'forged' }, xhr: false, headers: { origin: 'https://evil.example' } });
     expect(crossSite.status).toBe(403);
+    expect(crossSite.body).toEqual(CROSS_SITE);
+    // A browser names the page's origin on every write; a foreign one is refused whatever else the request carries.
+    const crossSiteXhr = await call('PUT', '/api/user/profile', { as: a.browser, json: { bio: 'forged' }, headers: { origin: 'https://evil.example' } });
+    expect(crossSiteXhr.status).toBe(403);
+    expect(crossSiteXhr.body).toEqual(CROSS_SITE);
     const sameOrigin = await call('PUT', '/api/user/profile', { as: a.browser, json: { bio: 'mine' }, xhr: false, headers: { origin: server.url } });
     expect(sameOrigin.status).toBe(200);
     const withHeader = await call('PUT', '/api/user/profile', { as: a.browser, json: { bio: 'mine too' } });
     expect(withHeader.status).toBe(200);
     expect((await call('GET', '/api/user/profile', { as: a.browser, xhr: false })).body.bio).toBe('mine too');
+  });
+
+  it("refuses sign-in and sign-up from another site's page (login CSRF), and allows them from ours or without an Origin", async () => {
+    const { username } = await register();
+    // Another site's page could sign its visitor into the attacker's account (no cookies are needed for that).
+    for (const [path, json] of [
+      ['/login', { username, password: PASSWORD }],
+      ['/register', { username: uniqueName('cx'), password: PASSWORD }],
+    ] as const) {
+      const forged = await call('POST', path, { json, xhr: false, headers: { origin: 'https://evil.example' } });
+      expect(forged.status).toBe(403);
+      expect(forged.body).toEqual(CROSS_SITE);
+      expect(forged.cookies).toEqual({});
+      const sandboxed = await call('POST', path, { json, headers: { origin: 'null' } });
+      expect(sandboxed.status).toBe(403);
+      expect(sandboxed.body).toEqual(CROSS_SITE);
+    }
+    const ours = await call('POST', '/login', { json: { username, password: PASSWORD }, xhr: false, headers: { origin: server.url } });
+    expect(ours.status).toBe(200);
+    expect(ours.body).toMatchObject({ success: true, message: 'Login successful' });
+    const apiClient = await call('POST', '/login', { json: { username, password: PASSWORD }, xhr: false });
+    expect(apiClient.status).toBe(200);
+    const signUp = await call('POST', '/register', { json: { username: uniqueName('cx'), password: PASSWORD }, xhr: false, headers: { origin: server.url } });
+    expect(signUp.status).toBe(201);
+  });
+
+  it('trusts an origin CORS_ORIGINS lists by name, for sign-in, cookie writes and the socket', async () => {
+    const listed = await startServer({ CORS_ORIGINS: 'https://app.example, https://admin.example' });
+    try {
+      const username = uniqueName('cx');
+      const at = (path: string, origin: string, init: RequestInit = {}) =>
+        fetch(`${listed.url}/chattrix${path}`, { method: 'POST', ...init, headers: { 'content-type': 'application/json', origin, ...(init.headers as Record<string, string>) } });
+      expect((await at('/register', 'https://app.example', { body: JSON.stringify({ username, password: PASSWORD }) })).status).toBe(201);
+      const refused = await at('/login', 'https://evil.example', { body: JSON.stringify({ username, password: PASSWORD }) });
+      expect(refused.status).toBe(403);
+      expect(await refused.json()).toEqual(CROSS_SITE);
+      const login = await at('/login', 'https://admin.example', { body: JSON.stringify({ username, password: PASSWORD }) });
+      expect(login.status).toBe(200);
+      const cookie = login.headers.getSetCookie().find((c) => c.startsWith('session='))!.split(';')[0];
+      const write = await at('/api/user/profile', 'https://app.example', { method: 'PUT', headers: { cookie }, body: JSON.stringify({ bio: 'from the app' }) });
+      expect(write.status).toBe(200);
+      const socket = await connectIo(`${listed.url}/chattrix`, { extraHeaders: { cookie, origin: 'https://app.example' } });
+      sockets.push(socket);
+      expect(socket.connected).toBe(true);
+      await expect(connectIo(`${listed.url}/chattrix`, { extraHeaders: { cookie, origin: 'https://evil.example' } })).rejects.toMatchObject({
+        data: { success: false, message: 'Authentication required', code: 'UNAUTHENTICATED' },
+      });
+      socket.close();
+    } finally {
+      await listed.stop();
+    }
   });
 });
 
@@ -354,9 +414,50 @@ describe('chattrix users', () => {
     expect(page.body).toEqual({ users: [all.body.users[1]], total: 3, limit: 1, offset: 1 });
     const clamped = await call('GET', `/api/users?search=${tag}&limit=1000`, { as: a.browser });
     expect(clamped.body.limit).toBe(100);
-    const bad = await call('GET', '/api/users?offset=-1', { as: a.browser });
-    expect(bad.status).toBe(400);
-    expect(bad.body.errors).toEqual({ offset: ['must be an integer of at least 0'] });
+    for (const offset of [-1, 10_001, 999_999_999]) {
+      const bad = await call('GET', `/api/users?offset=${offset}`, { as: a.browser });
+      expect(bad.status).toBe(400);
+      expect(bad.body).toEqual({
+        success: false,
+        message: 'offset: must be an integer from 0 to 10000',
+        errors: { offset: ['must be an integer from 0 to 10000'] },
+        code: 'BAD_USER_INPUT',
+      });
+    }
+  });
+
+  it('reads the directory no further than its end: an offset past the total costs one query', async () => {
+    // More matches than one page of the connection (100); made directly, as signing up 150 users would take long.
+    const tag = uniqueName('many');
+    await server.app.services.db.user.createMany({ data: Array.from({ length: 150 }, (_, n) => ({ username: `${tag}_${String(n).padStart(3, '0')}` })) });
+    const a = await account();
+    const run = vi.spyOn(Gateway.prototype, 'run');
+    const directoryReads = () => run.mock.calls.filter(([document]) => document.includes('ChattrixUsers')).length;
+    try {
+      const past = await call('GET', `/api/users?search=${tag}&offset=150`, { as: a.browser });
+      expect(past.status).toBe(200);
+      expect(past.body).toEqual({ users: [], total: 150, limit: 50, offset: 150 });
+      expect(directoryReads()).toBe(1);
+
+      run.mockClear();
+      const last = await call('GET', `/api/users?search=${tag}&offset=140&limit=20`, { as: a.browser });
+      expect(last.body).toEqual({
+        users: Array.from({ length: 10 }, (_, n) => ({
+          id: expect.any(Number),
+          username: `${tag}_${140 + n}`,
+          display_name: `${tag}_${140 + n}`,
+          profile_pic: 'default.jpg',
+          is_online: false,
+          last_seen: null,
+        })),
+        total: 150,
+        limit: 20,
+        offset: 140,
+      });
+      expect(directoryReads()).toBe(2);
+    } finally {
+      run.mockRestore();
+    }
   });
 });
 
@@ -421,6 +522,12 @@ describe('chattrix conversations and messages', () => {
     const nobody = await call('POST', '/api/conversations', { as: a.browser, json: { type: 'private', participant_ids: [99999999] } });
     expect(nobody.status).toBe(404);
     expect(nobody.body).toEqual({ success: false, message: 'User not found', code: 'NOT_FOUND' });
+    const unnamed = await call('POST', '/api/conversations', { as: a.browser, json: { type: 'public', participant_ids: [] } });
+    expect(unnamed.status).toBe(400);
+    expect(unnamed.body).toEqual({ success: false, message: 'name: is required', errors: { name: ['is required'] }, code: 'BAD_USER_INPUT' });
+    const named = await call('POST', '/api/conversations', { as: a.browser, json: { type: 'public', name: uniqueName('room') } });
+    expect(named.status).toBe(201);
+    expect(named.body.conversation).toMatchObject({ type: 'public' });
   });
 
   it('sends, lists and pages messages with limit, before, after and has_more', async () => {
@@ -484,6 +591,14 @@ describe('chattrix conversations and messages', () => {
     });
     const listed = await call('GET', `/api/conversations/${conversationId}/messages`, { as: b.browser });
     expect(listed.body.messages[0]).toMatchObject({ content: 'Updated message content', edited: true, edited_at: edited.body.message_data.edited_at });
+
+    // An edit without content is refused rather than emptying the message.
+    for (const json of [{}, { content: null }, { content: '' }]) {
+      const noContent = await call('PUT', `/api/messages/${message.id}`, { as: a.browser, json });
+      expect(noContent.status).toBe(400);
+      expect(noContent.body).toEqual({ success: false, message: 'content: is required', errors: { content: ['is required'] }, code: 'BAD_USER_INPUT' });
+    }
+    expect((await call('GET', `/api/conversations/${conversationId}/messages`, { as: b.browser })).body.messages[0].content).toBe('Updated message content');
 
     const notMine = await call('PUT', `/api/messages/${message.id}`, { as: b.browser, json: { content: 'hijacked' } });
     expect(notMine.status).toBe(403);
@@ -581,6 +696,77 @@ describe('chattrix conversations and messages', () => {
   });
 });
 
+describe('chattrix input types', () => {
+  it('refuses objects, arrays and booleans where text is expected, naming the field', async () => {
+    const { username } = await register();
+    const [a, b] = await Promise.all([account(), account()]);
+    const conversationId = await privateConversation(a, b);
+    const message = await send(a, conversationId, 'Original');
+    const refusals: Array<[string, string, CallOptions, string]> = [
+      ['POST', '/register', { json: { username: [uniqueName('cx')], password: PASSWORD } }, 'username'],
+      ['POST', '/register', { json: { username: uniqueName('cx'), password: PASSWORD, display_name: { first: 'A' } } }, 'display_name'],
+      ['POST', '/register', { json: { username: uniqueName('cx'), password: PASSWORD, email: true } }, 'email'],
+      ['POST', '/login', { json: { username: [username], password: PASSWORD } }, 'username'],
+      ['POST', '/login', { json: { username, password: { $ne: '' } } }, 'password'],
+      ['PUT', '/api/user/profile', { as: a.browser, json: { bio: { a: 1 } } }, 'bio'],
+      ['PUT', '/api/user/profile', { as: a.browser, json: { display_name: ['x'] } }, 'display_name'],
+      ['POST', '/api/conversations', { as: a.browser, json: { type: ['private'], participant_ids: [b.id] } }, 'type'],
+      ['POST', '/api/conversations', { as: a.browser, json: { type: 'group', participant_ids: [b.id], name: { a: 1 } } }, 'name'],
+      ['POST', `/api/conversations/${conversationId}/messages`, { as: a.browser, json: { content: { a: 1 }, type: 'text' } }, 'content'],
+      ['POST', `/api/conversations/${conversationId}/messages`, { as: a.browser, json: { content: ['x'] } }, 'content'],
+      ['POST', `/api/conversations/${conversationId}/messages`, { as: a.browser, json: { content: 'x', type: ['text'] } }, 'type'],
+      ['POST', `/api/conversations/${conversationId}/messages`, { as: a.browser, json: { content: 'x', file_url: { url: '/files/1/x' } } }, 'file_url'],
+      ['PUT', `/api/messages/${message.id}`, { as: a.browser, json: { content: { a: 1 } } }, 'content'],
+      ['POST', '/api/upload', { as: a.browser, json: { conversation_id: { id: conversationId } } }, 'conversation_id'],
+      ['DELETE', '/api/subscribe', { as: a.browser, json: { endpoint: ['https://push.example/1'] } }, 'endpoint'],
+    ];
+    for (const [method, path, options, field] of refusals) {
+      const refused = await call(method, path, options);
+      expect({ method, path, status: refused.status, body: refused.body }).toEqual({ method, path, status: 400, body: notText(field) });
+    }
+    const badIds = await call('POST', '/api/conversations', { as: a.browser, json: { type: 'group', participant_ids: [{ id: b.id }], name: 'Team' } });
+    expect(badIds.status).toBe(400);
+    expect(badIds.body).toEqual({
+      success: false,
+      message: 'participant_ids: must be a list of user ids',
+      errors: { participant_ids: ['must be a list of user ids'] },
+      code: 'BAD_USER_INPUT',
+    });
+    const badSubscription = await call('POST', '/api/subscribe', { as: a.browser, json: { subscription: { endpoint: { a: 1 }, keys: { p256dh: 'k', auth: 'a' } } } });
+    expect(badSubscription.status).toBe(400);
+    expect(badSubscription.body).toEqual({
+      success: false,
+      message: 'subscription: must have endpoint, keys.p256dh and keys.auth',
+      errors: { subscription: ['must have endpoint, keys.p256dh and keys.auth'] },
+      code: 'BAD_USER_INPUT',
+    });
+
+    // Nothing was stored as "[object Object]": the history holds the one message, unchanged, and the profile its old bio.
+    const history = await call('GET', `/api/conversations/${conversationId}/messages`, { as: b.browser });
+    expect(history.body.messages.map((m: any) => m.content)).toEqual(['Original']);
+    expect((await call('GET', '/api/user/profile', { as: a.browser })).body).toMatchObject({ bio: null, display_name: a.display_name });
+    // Numbers are text enough (loose clients send them).
+    const numeric = await call('POST', `/api/conversations/${conversationId}/messages`, { as: a.browser, json: { content: 42, type: 'text' } });
+    expect(numeric.status).toBe(201);
+    expect(numeric.body.message_data.content).toBe('42');
+  });
+
+  it('refuses a socket send_message whose content is not text, with the seed body in error and the acknowledgement', async () => {
+    const [a, b] = await Promise.all([account(), account()]);
+    const conversationId = await privateConversation(a, b);
+    const socket = await socketOf(a);
+    for (const content of [{ a: 1 }, ['x'], true]) {
+      const emitted = nextIo(socket, 'error');
+      const ack = await new Promise((resolve) => socket.emit('send_message', { conversation_id: conversationId, content, type: 'text' }, resolve));
+      expect(ack).toEqual(notText('content'));
+      expect(await emitted).toEqual(notText('content'));
+    }
+    const typed = await new Promise((resolve) => socket.emit('send_message', { conversation_id: conversationId, content: 'x', type: { a: 1 } }, resolve));
+    expect(typed).toEqual(notText('type'));
+    expect((await call('GET', `/api/conversations/${conversationId}/messages`, { as: b.browser })).body.messages).toEqual([]);
+  });
+});
+
 describe('chattrix push notifications', () => {
   it('gives the VAPID key and stores, then removes, a subscription', async () => {
     const a = await account();
@@ -628,7 +814,11 @@ describe('chattrix rate limits', () => {
       const limitOf = async (method: string, path: string, options: CallOptions = {}) =>
         (await call(method, path, { token: other.accessToken, ...options }, limited.url)).headers.get('x-ratelimit-limit');
       expect(await limitOf('GET', '/api/vapid-public-key')).toBe('60');
-      expect(await limitOf('GET', '/api/conversations/1/messages')).toBe('100');
+      // Reading history is general use; the messages limit counts writes.
+      expect(await limitOf('GET', '/api/conversations/1/messages')).toBe('60');
+      expect(await limitOf('POST', '/api/conversations/1/messages', { json: { content: 'x' } })).toBe('100');
+      expect(await limitOf('PUT', '/api/messages/99999999', { json: { content: 'x' } })).toBe('100');
+      expect(await limitOf('DELETE', '/api/messages/99999999')).toBe('100');
       expect(await limitOf('POST', '/api/upload', { form: formWith({ file: textFile('x', 'x.txt') }) })).toBe('20');
     } finally {
       await limited.stop();
@@ -643,6 +833,23 @@ describe('chattrix Socket.IO', () => {
     await expect(connectIo(`${server.url}/chattrix`, { extraHeaders: { cookie: 'session=forged' } })).rejects.toMatchObject({
       data: { ...refusal, message: 'Access token invalid' },
     });
+  });
+
+  it("refuses a handshake from another site's page, and takes one from ours or without an Origin", async () => {
+    const a = await account();
+    const cookie = a.browser.cookieHeader();
+    // The session cookie goes along with a handshake any page opens: the Origin says whose page it is.
+    for (const origin of ['https://evil.example', 'null']) {
+      await expect(connectIo(`${server.url}/chattrix`, { extraHeaders: { cookie, origin } })).rejects.toMatchObject({
+        message: 'Authentication required',
+        data: { success: false, message: 'Authentication required', code: 'UNAUTHENTICATED' },
+      });
+    }
+    const ours = await connectIo(`${server.url}/chattrix`, { extraHeaders: { cookie, origin: server.url } });
+    sockets.push(ours);
+    expect(ours.connected).toBe(true);
+    const noOrigin = await socketOf(a);
+    expect(noOrigin.connected).toBe(true);
   });
 
   it("runs the seed's Complete Chat Implementation: messages through the API, typing over the socket", async () => {

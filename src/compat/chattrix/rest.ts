@@ -1,6 +1,6 @@
 import { GatewayError, type Data } from '../gateway.ts';
 import type { RestDialect, RestReply, RestRequest, Route } from '../rest.ts';
-import { idParam, messageKind, num, required } from '../shared.ts';
+import { idParam, intQuery, messageKind, num, textField } from '../shared.ts';
 import { authorizeSession, clearedCookies, sessionCookies, sessionSeconds, SIGNED_IN_FIELDS } from './session.ts';
 import {
   CONVERSATION_FIELDS,
@@ -19,6 +19,11 @@ import {
 
 /** The seed's largest `limit`, and the largest page our connections give. */
 const PAGE = 100;
+/**
+ * Largest `offset` of the user directory: our connections page by cursor, so an offset is
+ * walked from the start, a page per query; this bounds what one request may cost.
+ */
+const MAX_USER_OFFSET = 10_000;
 /** Conversations listed at most: GET /api/conversations has no paging. */
 const LISTED_CONVERSATIONS = 500;
 /** What the profile shows for settings the user never changed. */
@@ -28,8 +33,11 @@ const UNNAMED_GROUP = 'Group chat';
 
 const ok = (body: unknown): RestReply => ({ status: 200, body });
 const done = (message: string, extra: Data = {}, status = 200): RestReply => ({ status, body: { success: true, message, ...extra } });
-const text = (v: unknown) => (v == null ? '' : String(v));
-const given = (v: unknown) => v != null && v !== '';
+/**
+ * A profile field: left out (undefined) keeps it, null or empty clears it; the difference
+ * matters there, while elsewhere an empty field is simply absent.
+ */
+const profileField = (body: Data, field: string) => (Object.hasOwn(body, field) ? textField(body, field) : undefined);
 
 const routes: Route[] = [
   {
@@ -38,10 +46,10 @@ const routes: Route[] = [
     limit: 'auth',
     async handle(req) {
       const input = {
-        username: text(required(req.body, 'username')),
-        password: text(required(req.body, 'password')),
-        email: given(req.body.email) ? text(req.body.email) : null,
-        displayName: given(req.body.display_name) ? text(req.body.display_name) : null,
+        username: textField(req.body, 'username', true),
+        password: textField(req.body, 'password', true),
+        email: textField(req.body, 'email'),
+        displayName: textField(req.body, 'display_name'),
       };
       try {
         const data = await req.run(
@@ -63,8 +71,8 @@ const routes: Route[] = [
       const remember = [true, 1, 'true', 'on', '1'].includes(req.body.remember_me);
       const data = await req.run(`mutation ChattrixLogin($input: LoginInput!) { login(input: $input) { ${SIGNED_IN_FIELDS} } }`, {
         input: {
-          identifier: text(required(req.body, 'username')),
-          password: text(required(req.body, 'password')),
+          identifier: textField(req.body, 'username', true),
+          password: textField(req.body, 'password', true),
           sessionSeconds: sessionSeconds(req.services, remember),
         },
       });
@@ -110,7 +118,7 @@ const routes: Route[] = [
     path: '/api/user/profile',
     async handle(req) {
       const data = await req.run(`mutation ChattrixUpdateProfile($input: UpdateProfileInput!) { updateProfile(input: $input) { ${USER_FIELDS} bio } }`, {
-        input: { displayName: req.body.display_name, bio: req.body.bio, settings: req.body.settings },
+        input: { displayName: profileField(req.body, 'display_name'), bio: profileField(req.body, 'bio'), settings: req.body.settings },
       });
       const user = data.updateProfile;
       const { id, username, display_name } = userJson(user);
@@ -132,7 +140,7 @@ const routes: Route[] = [
     path: '/api/users',
     async handle(req) {
       const limit = Math.min(countQuery(req, 'limit', 50, 1), PAGE);
-      const offset = countQuery(req, 'offset', 0, 0);
+      const offset = intQuery(req.query, 'offset', 0, 0, MAX_USER_OFFSET);
       const search = req.query.get('search')?.trim() || null;
       const { nodes, totalCount } = await walk(
         req,
@@ -140,9 +148,10 @@ const routes: Route[] = [
           users(search: $search, first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { ${USER_FIELDS} } } }
         }`,
         { search },
-        offset + limit,
+        limit,
+        offset,
       );
-      return ok({ users: nodes.slice(offset).map(listedUserJson), total: totalCount, limit, offset });
+      return ok({ users: nodes.map(listedUserJson), total: totalCount, limit, offset });
     },
   },
   {
@@ -164,16 +173,21 @@ const routes: Route[] = [
     method: 'POST',
     path: '/api/conversations',
     async handle(req) {
-      const kind = KINDS[text(required(req.body, 'type'))];
+      const type = textField(req.body, 'type', true)!;
+      const kind = Object.hasOwn(KINDS, type) ? KINDS[type] : null;
       if (!kind) throw invalid('type', `must be one of ${Object.keys(KINDS).join(', ')}`);
       const ids: unknown = req.body.participant_ids ?? [];
-      if (!Array.isArray(ids)) throw invalid('participant_ids', 'must be a list of user ids');
-      const title = req.body.name ?? req.body.title ?? (kind === 'GROUP' ? UNNAMED_GROUP : null);
+      if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'number' || typeof id === 'string')) {
+        throw invalid('participant_ids', 'must be a list of user ids');
+      }
+      const title = textField(req.body, 'name') ?? textField(req.body, 'title') ?? (kind === 'GROUP' ? UNNAMED_GROUP : null);
+      // The seed names the field `name`; the operation's own refusal would name `title` and echo its validator.
+      if (kind === 'PUBLIC' && title == null) throw invalid('name', 'is required');
       const data = await req.run(
         `mutation ChattrixCreateConversation($input: CreateConversationInput!) {
           createConversation(input: $input) { id kind createdAt participants { ${USER_FIELDS} } }
         }`,
-        { input: { kind, participantIds: ids.map(String), title: title == null ? null : String(title) } },
+        { input: { kind, participantIds: ids.map(String), title } },
       );
       return done('Conversation created successfully', { conversation: createdConversationJson(data.createConversation) }, 201);
     },
@@ -181,7 +195,7 @@ const routes: Route[] = [
   {
     method: 'GET',
     path: '/api/conversations/:conversation_id/messages',
-    limit: 'messages',
+    // Reading history is general use: the seed's messages limit is for sending them.
     async handle(req) {
       const conversationId = idParam(req.params.conversation_id, 'Conversation');
       const limit = Math.min(countQuery(req, 'limit', 50, 1), PAGE);
@@ -212,11 +226,8 @@ const routes: Route[] = [
     maxFileBytes: MAX_FILE_BYTES,
     async handle(req) {
       const conversationId = idParam(req.params.conversation_id, 'Conversation');
-      const attachmentIds = req.files.file
-        ? [(await uploadFile(req, conversationId)).id]
-        : given(req.body.file_url)
-          ? [uploadedFileId(req.body.file_url)]
-          : [];
+      const fileUrl = textField(req.body, 'file_url');
+      const attachmentIds = req.files.file ? [(await uploadFile(req, conversationId)).id] : fileUrl ? [uploadedFileId(fileUrl)] : [];
       const message = await sendMessage(req.run, conversationId, req.body, attachmentIds);
       return done('Message sent successfully', { message_data: sentMessageJson(message) }, 201);
     },
@@ -228,7 +239,8 @@ const routes: Route[] = [
     async handle(req) {
       const data = await req.run(`mutation ChattrixEdit($id: ID!, $content: String!) { editMessage(id: $id, content: $content) { ${MESSAGE_FIELDS} } }`, {
         id: idParam(req.params.message_id, 'Message'),
-        content: text(req.body.content),
+        // Without content, an edit would empty the message rather than change it.
+        content: textField(req.body, 'content', true),
       });
       const { id, content, edited, edited_at } = messageJson(data.editMessage);
       return done('Message updated successfully', { message_data: { id, content, edited, edited_at } });
@@ -249,7 +261,8 @@ const routes: Route[] = [
     limit: 'uploads',
     maxFileBytes: MAX_FILE_BYTES,
     async handle(req) {
-      const conversationId = given(req.body.conversation_id) ? idParam(req.body.conversation_id, 'Conversation') : null;
+      const named = textField(req.body, 'conversation_id');
+      const conversationId = named ? idParam(named, 'Conversation') : null;
       const file = await uploadFile(req, conversationId);
       return done('File uploaded successfully', { file: { url: file.url, name: file.name, size: file.size, type: file.mimeType } });
     },
@@ -266,14 +279,16 @@ const routes: Route[] = [
     method: 'POST',
     path: '/api/subscribe',
     async handle(req) {
-      const subscription = req.body.subscription;
-      const endpoint = subscription?.endpoint;
-      const keys = subscription?.keys;
-      if (!given(endpoint) || !given(keys?.p256dh) || !given(keys?.auth)) {
+      const subscription: unknown = req.body.subscription;
+      const keys: unknown = isObject(subscription) ? subscription.keys : null;
+      const endpoint = isObject(subscription) ? subscription.endpoint : null;
+      const p256dh = isObject(keys) ? keys.p256dh : null;
+      const auth = isObject(keys) ? keys.auth : null;
+      if (![endpoint, p256dh, auth].every((v) => typeof v === 'string' && v !== '')) {
         throw invalid('subscription', 'must have endpoint, keys.p256dh and keys.auth');
       }
       await req.run(`mutation ChattrixSubscribe($input: PushSubscriptionInput!) { savePushSubscription(input: $input) }`, {
-        input: { endpoint: text(endpoint), p256dh: text(keys.p256dh), auth: text(keys.auth), userAgent: req.headers['user-agent'] ?? null },
+        input: { endpoint, p256dh, auth, userAgent: req.headers['user-agent'] ?? null },
       });
       return done('Subscription saved successfully');
     },
@@ -283,7 +298,7 @@ const routes: Route[] = [
     path: '/api/subscribe',
     async handle(req) {
       await req.run(`mutation ChattrixUnsubscribe($endpoint: String!) { deletePushSubscription(endpoint: $endpoint) }`, {
-        endpoint: text(required(req.body, 'endpoint')),
+        endpoint: textField(req.body, 'endpoint', true),
       });
       return done('Unsubscribed successfully');
     },
@@ -292,12 +307,13 @@ const routes: Route[] = [
 
 /** Sends `body` ({content, type}) to a conversation, with files already uploaded (REST and socket alike). */
 export async function sendMessage(run: RestRequest['run'], conversationId: string, body: Data, attachmentIds: string[] = []): Promise<Data> {
+  const type = textField(body, 'type');
   const data = await run(`mutation ChattrixSend($input: SendMessageInput!) { sendMessage(input: $input) { ${MESSAGE_FIELDS} } }`, {
     input: {
       conversationId,
-      content: text(body.content),
+      content: textField(body, 'content') ?? '',
       // Without a type, a message with a file takes the file's kind (image, audio…).
-      kind: given(body.type) ? messageKind(body.type, 'type') : null,
+      kind: type ? messageKind(type, 'type') : null,
       attachmentIds,
     },
   });
@@ -320,10 +336,14 @@ async function uploadFile(req: RestRequest, conversationId: string | null): Prom
 }
 
 /** Our file id in a link /api/upload returned (`<origin>/files/<id>/<name>?…`). */
-function uploadedFileId(url: unknown): string {
-  const match = /^(?:https?:\/\/[^/]+)?\/files\/(\d+)\//.exec(text(url));
+function uploadedFileId(url: string): string {
+  const match = /^(?:https?:\/\/[^/]+)?\/files\/(\d+)\//.exec(url);
   if (!match) throw invalid('file_url', 'must be a url returned by /api/upload');
   return match[1];
+}
+
+function isObject(value: unknown): value is Data {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function invalid(field: string, message: string) {
@@ -352,17 +372,29 @@ function messageIdQuery(req: RestRequest, name: string): string | null {
   return raw;
 }
 
-/** The first `wanted` nodes of the connection `document` asks for (its one field), read a page at a time. */
-async function walk(req: RestRequest, document: string, variables: Data, wanted: number): Promise<{ nodes: Data[]; totalCount?: number }> {
+/**
+ * Nodes `skip` to `skip + count` of the connection `document` asks for (its one field), read a
+ * page at a time from the start, as its cursors allow. A connection with a totalCount says on
+ * its first page how many there are, so nothing is read past the end: a `skip` beyond it
+ * costs that one query.
+ */
+async function walk(
+  req: RestRequest,
+  document: string,
+  variables: Data,
+  count: number,
+  skip = 0,
+): Promise<{ nodes: Data[]; totalCount?: number }> {
   const nodes: Data[] = [];
+  let wanted = skip + count;
   let after: string | null = null;
-  let totalCount: number | undefined;
   for (;;) {
     const data = await req.run(document, { ...variables, first: Math.min(PAGE, wanted - nodes.length), after });
     const [connection] = Object.values(data);
-    totalCount = connection.totalCount;
+    const totalCount: number | undefined = connection.totalCount;
+    if (totalCount != null) wanted = Math.min(wanted, totalCount);
     nodes.push(...connection.edges.map((e: Data) => e.node));
-    if (nodes.length >= wanted || !connection.pageInfo.hasNextPage) return { nodes, totalCount };
+    if (skip >= wanted || nodes.length >= wanted || !connection.pageInfo.hasNextPage) return { nodes: nodes.slice(skip), totalCount };
     after = connection.pageInfo.endCursor;
   }
 }

@@ -14,7 +14,7 @@ export const REMEMBER_COOKIE = 'remember_token';
 /** A browser session lasts a day unless the user asked to be remembered. */
 const SESSION_SECONDS = 24 * 60 * 60;
 
-/** Routes a signed-out browser posts to: there is no session yet to forge a request with. */
+/** Routes a signed-out browser posts to: only a foreign Origin is refused there (see `checkSameOrigin`). */
 const OPEN_WRITES = new Set(['/register', '/login']);
 
 export const SIGNED_IN_FIELDS = `accessToken refreshToken user { ${USER_FIELDS} }`;
@@ -55,14 +55,14 @@ function cookieOptions(req: RestRequest) {
 /**
  * Turns the session cookie into the caller's token (an `Authorization: Bearer` header serves
  * API clients without cookies). A session that ended is renewed from remember_token, with fresh
- * cookies; a remember_token that no longer works is cleared. Writes made with the cookie must
- * show they come from the app's own pages (see `checkSameOrigin`).
+ * cookies; a remember_token that no longer works is cleared. Writes made with the cookie, and
+ * sign-ins and sign-ups from a browser, must come from the app's own pages (`checkSameOrigin`).
  */
 export async function authorizeSession(req: RestRequest, services: Services, gateway: Gateway): Promise<SetCookie[]> {
   const session = req.cookies[SESSION_COOKIE];
   const remember = req.cookies[REMEMBER_COOKIE];
+  if (req.method !== 'GET' && (OPEN_WRITES.has(req.path) || session || remember)) checkSameOrigin(req, services);
   if (!session && !remember) return [];
-  if (req.method !== 'GET' && !OPEN_WRITES.has(req.path)) checkSameOrigin(req, services);
   // The session is checked here only when a failed one could be renewed; otherwise the operation checks it.
   if (session && (!remember || (await authenticate(services, session)).viewer)) {
     req.caller.authorization = `Bearer ${session}`;
@@ -83,23 +83,35 @@ export async function authorizeSession(req: RestRequest, services: Services, gat
 }
 
 /**
- * A cookie travels with any request the browser makes, so a cookie-authenticated write must
- * also carry what a cross-site form cannot: the X-Requested-With header the app's scripts send,
- * or an Origin that is this server (or an allowed CORS origin), as a same-origin fetch sends.
+ * Whether a browser's Origin is this server (the host the request reached) or an origin
+ * CORS_ORIGINS lists by name; `*` lists none, since it lets any site in without cookies.
+ */
+export function trustedOrigin(origin: string, host: string | undefined | null, services: Services): boolean {
+  let originHost: string | null = null;
+  try {
+    originHost = new URL(origin).host;
+  } catch {
+    // An Origin that is not a URL ("null" from a sandboxed page) is not ours.
+  }
+  if (originHost !== null && originHost === host) return true;
+  const allowed = services.config.CORS_ORIGINS.split(',').map((o) => o.trim());
+  return !allowed.includes('*') && allowed.includes(origin);
+}
+
+/**
+ * A cookie travels with any request the browser makes, so a write must show it comes from the
+ * app's own pages. A browser names the page's origin on every write, and when it does that
+ * decides. Without one, a cookie-authenticated write needs what a cross-site form cannot send:
+ * the X-Requested-With header the app's scripts send. Sign-in and sign-up are checked too, or
+ * another site could sign a visitor into an account it controls; without an Origin they stay
+ * open to API clients.
  */
 function checkSameOrigin(req: RestRequest, services: Services) {
-  if (req.headers['x-requested-with']) return;
   const origin = req.headers.origin;
   if (origin) {
-    let host: string | null = null;
-    try {
-      host = new URL(origin).host;
-    } catch {
-      // An Origin that is not a URL ("null" from a sandboxed page) is not ours.
-    }
-    const allowed = services.config.CORS_ORIGINS.split(',').map((o) => o.trim());
-    if (host !== null && host === req.caller.host) return;
-    if (!allowed.includes('*') && allowed.includes(origin)) return;
+    if (trustedOrigin(origin, req.caller.host, services)) return;
+    throw new GatewayError('CSRF_FAILED', 'Request refused: this origin is not allowed');
   }
+  if (OPEN_WRITES.has(req.path) || req.headers['x-requested-with']) return;
   throw new GatewayError('CSRF_FAILED', 'Request refused: send the X-Requested-With header with session cookies');
 }

@@ -3,7 +3,7 @@ import type { Data } from '../gateway.ts';
 import { followContactsPresence, idParam, num } from '../shared.ts';
 import { ConnectRefused, type SocketDialect, type SocketSession } from '../sockets.ts';
 import { sendMessage } from './rest.ts';
-import { SESSION_COOKIE } from './session.ts';
+import { SESSION_COOKIE, trustedOrigin } from './session.ts';
 import { CONVERSATION_FIELDS, conversationJson, errorJson, MESSAGE_FIELDS, messageJson, USER_FIELDS, userJson } from './shape.ts';
 
 const USER_EVENTS = /* GraphQL */ `
@@ -35,8 +35,14 @@ function conversationId(data: Data): string {
  */
 export const chattrixSocket: SocketDialect = {
   namespace: '/chattrix',
-  async token(socket) {
-    const token = cookie.parse(socket.handshake.headers.cookie ?? '')[SESSION_COOKIE];
+  async token(socket, services) {
+    const { headers } = socket.handshake;
+    // The cookie goes along with a handshake any page opens, so a browser's Origin must be ours
+    // (as for REST writes). Clients without an Origin are not browsers and choose their cookies.
+    // No token is how token() refuses: the client gets the unauthenticated refusal.
+    const host = [headers['x-forwarded-host'] ?? headers.host].flat()[0];
+    if (headers.origin && !trustedOrigin(headers.origin, host, services)) return null;
+    const token = cookie.parse(headers.cookie ?? '')[SESSION_COOKIE];
     return token || null;
   },
   refuse(reason) {
