@@ -339,7 +339,7 @@ describe('chattrix sessions', () => {
       sockets.push(socket);
       expect(socket.connected).toBe(true);
       await expect(connectIo(`${listed.url}/chattrix`, { extraHeaders: { cookie, origin: 'https://evil.example' } })).rejects.toMatchObject({
-        data: { success: false, message: 'Authentication required', code: 'UNAUTHENTICATED' },
+        data: { success: false, message: 'Request refused: this origin is not allowed', code: 'CSRF_FAILED' },
       });
       socket.close();
     } finally {
@@ -841,8 +841,8 @@ describe('chattrix Socket.IO', () => {
     // The session cookie goes along with a handshake any page opens: the Origin says whose page it is.
     for (const origin of ['https://evil.example', 'null']) {
       await expect(connectIo(`${server.url}/chattrix`, { extraHeaders: { cookie, origin } })).rejects.toMatchObject({
-        message: 'Authentication required',
-        data: { success: false, message: 'Authentication required', code: 'UNAUTHENTICATED' },
+        message: 'Request refused: this origin is not allowed',
+        data: { success: false, message: 'Request refused: this origin is not allowed', code: 'CSRF_FAILED' },
       });
     }
     const ours = await connectIo(`${server.url}/chattrix`, { extraHeaders: { cookie, origin: server.url } });

@@ -21,7 +21,10 @@ export class ConnectRefused extends Error {
  */
 export interface SocketDialect {
   namespace: string;
-  /** The access token in the handshake (auth, query or cookie); null when there is none. */
+  /**
+   * The access token in the handshake (auth, query or cookie); null when there is none. May
+   * throw a ConnectRefused to refuse the handshake for another reason.
+   */
   token(socket: Socket, services: Services, gateway: Gateway): Promise<string | null>;
   /** The refusal a client without valid credentials gets (as connect_error). */
   refuse(reason: string): ConnectRefused;
@@ -123,6 +126,8 @@ export function bindSocketDialect(nsp: Namespace, dialect: SocketDialect, servic
       expiries.set(socket, expiresAt!);
       next();
     } catch (err) {
+      // A dialect refusing for its own reason (a foreign Origin, say) says so itself.
+      if (err instanceof ConnectRefused) return next(err);
       services.log.error({ err }, 'socket handshake failed');
       next(dialect.refuse('Internal server error'));
     }

@@ -39,9 +39,11 @@ export const chattrixSocket: SocketDialect = {
     const { headers } = socket.handshake;
     // The cookie goes along with a handshake any page opens, so a browser's Origin must be ours
     // (as for REST writes). Clients without an Origin are not browsers and choose their cookies.
-    // No token is how token() refuses: the client gets the unauthenticated refusal.
     const host = [headers['x-forwarded-host'] ?? headers.host].flat()[0];
-    if (headers.origin && !trustedOrigin(headers.origin, host, services)) return null;
+    if (headers.origin && !trustedOrigin(headers.origin, host, services)) {
+      const message = 'Request refused: this origin is not allowed';
+      throw new ConnectRefused(message, { success: false, message, code: 'CSRF_FAILED' });
+    }
     const token = cookie.parse(headers.cookie ?? '')[SESSION_COOKIE];
     return token || null;
   },
