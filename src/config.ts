@@ -80,3 +80,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   return config;
 }
+
+const parsedOrigins = new WeakMap<Config, string[]>();
+
+/** CORS_ORIGINS as a list (`*` stays an entry), parsed once per config. */
+export function corsOrigins(config: Config): string[] {
+  let origins = parsedOrigins.get(config);
+  if (!origins) parsedOrigins.set(config, (origins = config.CORS_ORIGINS.split(',').map((o) => o.trim())));
+  return origins;
+}

@@ -23,6 +23,11 @@ async function api(path: string, init: RequestInit & { token?: string } = {}) {
   return { status: res.status, body: (await res.json()) as any };
 }
 
+/** POST /api/messages/send as a JSON client does. */
+function sendRest(token: string, body: unknown) {
+  return api('/api/messages/send', { method: 'POST', token, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+}
+
 /** The seed's login: a form post of email and name (and a password, for accounts with one). */
 async function login(fields: Record<string, string> = {}): Promise<LoggedIn> {
   const email = fields.email ?? `${uniqueName('sc')}@example.com`;
@@ -118,12 +123,7 @@ describe('socket-chat REST', () => {
     expect(again.body.conversation_id).toBe(start.body.conversation_id);
     const conversationId = start.body.conversation_id;
 
-    const first = await api('/api/messages/send', {
-      method: 'POST',
-      token: b.token,
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ to_email: a.email, message: 'Hello there!', message_type: 'text' }),
-    });
+    const first = await sendRest(b.token, { to_email: a.email, message: 'Hello there!', message_type: 'text' });
     expect(first.status).toBe(200);
     expect(first.body).toEqual({
       id: expect.stringMatching(/^\d+$/),
@@ -135,12 +135,7 @@ describe('socket-chat REST', () => {
       message_type: 'text',
       reply_to: null,
     });
-    const reply = await api('/api/messages/send', {
-      method: 'POST',
-      token: a.token,
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ to_email: b.email, message: 'Hi! How are you?', message_type: 'text', reply_to: first.body.id }),
-    });
+    const reply = await sendRest(a.token, { to_email: b.email, message: 'Hi! How are you?', message_type: 'text', reply_to: first.body.id });
     expect(reply.body.reply_to).toBe(first.body.id);
 
     const list = await api('/api/conversations', { token: a.token });
@@ -184,33 +179,21 @@ describe('socket-chat REST', () => {
     expect(forbidden.body).toEqual({ detail: expect.any(String) });
     const unknown = await api('/api/conversations/99999999/messages', { token: a.token });
     expect(unknown.status).toBe(404);
-    const empty = await api('/api/messages/send', {
-      method: 'POST',
-      token: a.token,
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ to_email: b.email, message: '   ' }),
-    });
+    const empty = await sendRest(a.token, { to_email: b.email, message: '   ' });
     expect(empty.status).toBe(422);
     expect(empty.body.detail).toMatch(/^message: /);
-    const badType = await api('/api/messages/send', {
-      method: 'POST',
-      token: a.token,
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ to_email: b.email, message: 'x', message_type: 'sticker' }),
-    });
+    const badType = await sendRest(a.token, { to_email: b.email, message: 'x', message_type: 'sticker' });
     expect(badType.status).toBe(422);
     expect(badType.body.detail).toMatch(/message_type/);
     const badPage = await api(`/api/conversations/${conv.conversation_id}/messages?limit=0`, { token: a.token });
     expect(badPage.status).toBe(422);
-    const send = (body: unknown) =>
-      api('/api/messages/send', { method: 'POST', token: a.token, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     // Refused fields are named as socket-chat's clients name them.
-    expect(await send({ to_email: b.email, message: 'x', reply_to: '987654321' })).toEqual({
+    expect(await sendRest(a.token, { to_email: b.email, message: 'x', reply_to: '987654321' })).toEqual({
       status: 422,
       body: { detail: 'reply_to: no such message' },
     });
-    expect(await send({ to_email: [b.email], message: 'x' })).toEqual({ status: 422, body: { detail: 'to_email: must be a string' } });
-    expect(await send({ to_email: b.email, message: { text: 'x' } })).toEqual({ status: 422, body: { detail: 'message: must be a string' } });
+    expect(await sendRest(a.token, { to_email: [b.email], message: 'x' })).toEqual({ status: 422, body: { detail: 'to_email: must be a string' } });
+    expect(await sendRest(a.token, { to_email: b.email, message: { text: 'x' } })).toEqual({ status: 422, body: { detail: 'message: must be a string' } });
   });
 
   it('reports health', async () => {
@@ -320,12 +303,7 @@ describe('socket-chat Socket.IO', () => {
     const joined = nextIo(aSocket, 'joined_conversation');
     aSocket.emit('join_conversation', { conversation_id: conv.conversation_id });
     await joined;
-    await api('/api/messages/send', {
-      method: 'POST',
-      token: a.token,
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ to_email: b.email, message: 'read me' }),
-    });
+    await sendRest(a.token, { to_email: b.email, message: 'read me' });
     const read = nextIo(aSocket, 'marked_as_read');
     bSocket.emit('mark_as_read', { conversation_id: conv.conversation_id });
     expect(await read).toEqual({ conversation_id: conv.conversation_id, user_email: b.email });

@@ -21,6 +21,11 @@ export class GatewayError extends Error {
     super(message);
   }
 
+  /** Bad input in one field, worded as every dialect shows it: "field: problem". */
+  static badField(field: string, problem: string): GatewayError {
+    return new GatewayError('BAD_USER_INPUT', `${field}: ${problem}`, { [field]: problem });
+  }
+
   static from(error: GraphQLError): GatewayError {
     const extensions = (error.extensions ?? {}) as Record<string, unknown>;
     // Errors without a code are the request's own (a variable of the wrong type, say): the

@@ -10,6 +10,7 @@ import { Upload } from 'graphql-upload-minimal';
 import type { Services } from '../graphql/context.ts';
 import { sendJson, transportContext } from '../transports/http.ts';
 import { GatewayError, type Caller, type Data, type Gateway } from './gateway.ts';
+import { corsOrigins } from '../config.ts';
 import { rateLimitHeaders, type Limit, type RateLimits } from './rate-limit.ts';
 
 /** A file of a multipart request, kept in a temporary file until the route is done. */
@@ -217,7 +218,7 @@ export class RestRouter {
   /** Answers CORS preflights and marks allowed origins; true when the request was a preflight. */
   private cors(req: http.IncomingMessage, res: http.ServerResponse): boolean {
     const origin = req.headers.origin;
-    const allowed = this.services.config.CORS_ORIGINS.split(',').map((o) => o.trim());
+    const allowed = corsOrigins(this.services.config);
     // Credentialed (cookie) requests only from origins listed by name: with `*` any site may
     // read the answers of requests that carry no credentials, and no more.
     if (origin && allowed.includes(origin)) {

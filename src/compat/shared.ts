@@ -13,7 +13,7 @@ export function messageKind(type: unknown, field: string): string {
   if (type == null || type === '') return 'TEXT';
   const lower = String(type).toLowerCase();
   if (!(KINDS as readonly string[]).includes(lower)) {
-    throw new GatewayError('BAD_USER_INPUT', `${field}: must be one of ${KINDS.join(', ')}`, { [field]: `must be one of ${KINDS.join(', ')}` });
+    throw GatewayError.badField(field, `must be one of ${KINDS.join(', ')}`);
   }
   return lower.toUpperCase();
 }
@@ -36,11 +36,11 @@ export function num(id: string | null | undefined): number | null {
 export function textField(body: Data, field: string, mustHave = false): string | null {
   const value = body[field];
   if (value == null || value === '') {
-    if (mustHave) throw new GatewayError('BAD_USER_INPUT', `${field}: is required`, { [field]: 'is required' });
+    if (mustHave) throw GatewayError.badField(field, 'is required');
     return null;
   }
   if (typeof value !== 'string' && typeof value !== 'number') {
-    throw new GatewayError('BAD_USER_INPUT', `${field}: must be a string`, { [field]: 'must be a string' });
+    throw GatewayError.badField(field, 'must be a string');
   }
   return String(value);
 }
@@ -48,7 +48,7 @@ export function textField(body: Data, field: string, mustHave = false): string |
 /** A required field of a request body, or BAD_USER_INPUT naming it. */
 export function required(body: Data, field: string): unknown {
   const value = body[field];
-  if (value == null || value === '') throw new GatewayError('BAD_USER_INPUT', `${field}: is required`, { [field]: 'is required' });
+  if (value == null || value === '') throw GatewayError.badField(field, 'is required');
   return value;
 }
 
@@ -97,7 +97,7 @@ export function intQuery(query: URLSearchParams, name: string, fallback: number,
   if (raw == null || raw === '') return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min || n > max) {
-    throw new GatewayError('BAD_USER_INPUT', `${name}: must be an integer from ${min} to ${max}`, { [name]: `must be an integer from ${min} to ${max}` });
+    throw GatewayError.badField(name, `must be an integer from ${min} to ${max}`);
   }
   return n;
 }

@@ -98,13 +98,15 @@ export class SocketSession {
     await Promise.all([...this.follows.keys()].map((key) => this.unfollow(key)));
   }
 
-  /** Tells the client why an event failed, in the dialect's `error` event. */
-  fail(err: unknown, event: string): void {
+  /** Tells the client why an event failed, in the dialect's `error` event; returns what it sent. */
+  fail(err: unknown, event: string): unknown {
     if (!(err instanceof GatewayError)) {
       this.services.log.error({ err, event, namespace: this.dialect.namespace }, 'socket event failed');
     }
     const failure = err instanceof GatewayError ? err : new GatewayError('INTERNAL_SERVER_ERROR', 'Internal server error');
-    this.socket.emit('error', this.dialect.errorPayload(failure, event));
+    const payload = this.dialect.errorPayload(failure, event);
+    this.socket.emit('error', payload);
+    return payload;
   }
 }
 
@@ -142,8 +144,8 @@ export function bindSocketDialect(nsp: Namespace, dialect: SocketDialect, servic
           const reply = await handler(session, data);
           ack?.(reply ?? { success: true });
         } catch (err) {
-          session.fail(err, name);
-          if (ack) ack(dialect.errorPayload(err instanceof GatewayError ? err : new GatewayError('INTERNAL_SERVER_ERROR', 'Internal server error'), name));
+          const payload = session.fail(err, name);
+          ack?.(payload);
         }
       });
     }

@@ -2,6 +2,7 @@ import { getOperationAST, GraphQLError } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from '../lib/logger.ts';
 import { createContext, type Context, type Services } from './context.ts';
+import { corsOrigins } from '../config.ts';
 import { schema } from './schema.ts';
 
 /** What a transport hands to the context factory besides Yoga's own request. */
@@ -90,7 +91,7 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Tran
     // Unexpected errors (database, bugs) reach the client as "Unexpected error." only.
     maskedErrors: { maskError: maskError(services.log) },
     cors: {
-      origin: services.config.CORS_ORIGINS === '*' ? undefined : services.config.CORS_ORIGINS.split(',').map((o) => o.trim()),
+      origin: services.config.CORS_ORIGINS === '*' ? undefined : corsOrigins(services.config),
       credentials: true,
     },
     graphiql: { title: 'Chat API', subscriptionsProtocol: 'WS' },

@@ -5,6 +5,7 @@ import { Server } from 'socket.io';
 import type { Gateway } from '../compat/gateway.ts';
 import { bindSocketDialect, type SocketDialect } from '../compat/sockets.ts';
 import type { Services } from '../graphql/context.ts';
+import { corsOrigins } from '../config.ts';
 import type { SocketRegistry } from './socket-registry.ts';
 
 export interface SocketIoServer {
@@ -29,7 +30,7 @@ export function createSocketIoServer(
   const anyOrigin = services.config.CORS_ORIGINS === '*';
   const io = new Server(server, {
     serveClient: false,
-    cors: anyOrigin ? { origin: '*' } : { origin: services.config.CORS_ORIGINS.split(',').map((o) => o.trim()), credentials: true },
+    cors: anyOrigin ? { origin: '*' } : { origin: corsOrigins(services.config), credentials: true },
     // Other upgrades (/graphql) are ours to handle, not engine.io's to destroy.
     destroyUpgrade: false,
   });

@@ -175,14 +175,14 @@ const routes: Route[] = [
     async handle(req) {
       const type = textField(req.body, 'type', true)!;
       const kind = Object.hasOwn(KINDS, type) ? KINDS[type] : null;
-      if (!kind) throw invalid('type', `must be one of ${Object.keys(KINDS).join(', ')}`);
+      if (!kind) throw GatewayError.badField('type', `must be one of ${Object.keys(KINDS).join(', ')}`);
       const ids: unknown = req.body.participant_ids ?? [];
       if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'number' || typeof id === 'string')) {
-        throw invalid('participant_ids', 'must be a list of user ids');
+        throw GatewayError.badField('participant_ids', 'must be a list of user ids');
       }
       const title = textField(req.body, 'name') ?? textField(req.body, 'title') ?? (kind === 'GROUP' ? UNNAMED_GROUP : null);
       // The seed names the field `name`; the operation's own refusal would name `title` and echo its validator.
-      if (kind === 'PUBLIC' && title == null) throw invalid('name', 'is required');
+      if (kind === 'PUBLIC' && title == null) throw GatewayError.badField('name', 'is required');
       const data = await req.run(
         `mutation ChattrixCreateConversation($input: CreateConversationInput!) {
           createConversation(input: $input) { id kind createdAt participants { ${USER_FIELDS} } }
@@ -285,7 +285,7 @@ const routes: Route[] = [
       const p256dh = isObject(keys) ? keys.p256dh : null;
       const auth = isObject(keys) ? keys.auth : null;
       if (![endpoint, p256dh, auth].every((v) => typeof v === 'string' && v !== '')) {
-        throw invalid('subscription', 'must have endpoint, keys.p256dh and keys.auth');
+        throw GatewayError.badField('subscription', 'must have endpoint, keys.p256dh and keys.auth');
       }
       await req.run(`mutation ChattrixSubscribe($input: PushSubscriptionInput!) { savePushSubscription(input: $input) }`, {
         input: { endpoint, p256dh, auth, userAgent: req.headers['user-agent'] ?? null },
@@ -323,7 +323,7 @@ export async function sendMessage(run: RestRequest['run'], conversationId: strin
 /** The form's `file` as a GraphQL Upload; BAD_USER_INPUT when the form has none. */
 function upload(req: RestRequest) {
   const file = req.files.file;
-  if (!file) throw invalid('file', 'is required');
+  if (!file) throw GatewayError.badField('file', 'is required');
   return file.upload();
 }
 
@@ -338,16 +338,12 @@ async function uploadFile(req: RestRequest, conversationId: string | null): Prom
 /** Our file id in a link /api/upload returned (`<origin>/files/<id>/<name>?…`). */
 function uploadedFileId(url: string): string {
   const match = /^(?:https?:\/\/[^/]+)?\/files\/(\d+)\//.exec(url);
-  if (!match) throw invalid('file_url', 'must be a url returned by /api/upload');
+  if (!match) throw GatewayError.badField('file_url', 'must be a url returned by /api/upload');
   return match[1];
 }
 
 function isObject(value: unknown): value is Data {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function invalid(field: string, message: string) {
-  return new GatewayError('BAD_USER_INPUT', `${field}: ${message}`, { [field]: message });
 }
 
 /** The seed's message for a name someone already has, e.g. "Username 'johndoe' is already taken". */
@@ -361,14 +357,14 @@ function countQuery(req: RestRequest, name: string, fallback: number, min: numbe
   const raw = req.query.get(name);
   if (raw == null || raw === '') return fallback;
   const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < min) throw invalid(name, `must be an integer of at least ${min}`);
+  if (!Number.isSafeInteger(n) || n < min) throw GatewayError.badField(name, `must be an integer of at least ${min}`);
   return n;
 }
 
 function messageIdQuery(req: RestRequest, name: string): string | null {
   const raw = req.query.get(name);
   if (raw == null || raw === '') return null;
-  if (!/^[1-9]\d{0,15}$/.test(raw)) throw invalid(name, 'must be a message id');
+  if (!/^[1-9]\d{0,15}$/.test(raw)) throw GatewayError.badField(name, 'must be a message id');
   return raw;
 }
 

@@ -2,6 +2,7 @@ import type { Services } from '../../graphql/context.ts';
 import { authenticate } from '../../graphql/context.ts';
 import { GatewayError, type Data, type Gateway } from '../gateway.ts';
 import type { RestRequest, SetCookie } from '../rest.ts';
+import { corsOrigins } from '../../config.ts';
 import { USER_FIELDS } from './shape.ts';
 
 /**
@@ -94,7 +95,7 @@ export function trustedOrigin(origin: string, host: string | undefined | null, s
     // An Origin that is not a URL ("null" from a sandboxed page) is not ours.
   }
   if (originHost !== null && originHost === host) return true;
-  const allowed = services.config.CORS_ORIGINS.split(',').map((o) => o.trim());
+  const allowed = corsOrigins(services.config);
   return !allowed.includes('*') && allowed.includes(origin);
 }
 

@@ -305,7 +305,7 @@ async function association(run: Run, body: Data) {
   const given = (field: string) => body[field] != null && body[field] !== '';
   if (given('public_message_id') === given('private_chat_id')) {
     const problem = 'give exactly one of public_message_id and private_chat_id';
-    throw new GatewayError('BAD_USER_INPUT', `public_message_id: ${problem}`, { public_message_id: problem });
+    throw GatewayError.badField('public_message_id', problem);
   }
   return given('public_message_id')
     ? { messageId: await publicMessage(run, integerField(body, 'public_message_id')) }

@@ -26,22 +26,18 @@ export function profileJson(u: Data) {
   return { ...userJson(u), created_at: u.createdAt };
 }
 
+/** What every flask-chat message shape starts with. */
+function messageBase(m: Data) {
+  return { id: num(m.id), content: m.content, timestamp: m.createdAt };
+}
+
 export function publicMessageJson(m: Data) {
-  return {
-    id: num(m.id),
-    content: m.content,
-    timestamp: m.createdAt,
-    user_id: num(m.sender?.id),
-    username: m.sender?.username ?? null,
-    avatar_url: m.sender?.avatarUrl ?? null,
-  };
+  return { ...messageBase(m), user_id: num(m.sender?.id), username: m.sender?.username ?? null, avatar_url: m.sender?.avatarUrl ?? null };
 }
 
 export function privateMessageJson(m: Data) {
   return {
-    id: num(m.id),
-    content: m.content,
-    timestamp: m.createdAt,
+    ...messageBase(m),
     sender_id: num(m.sender?.id),
     chat_id: num(m.conversationId),
     username: m.sender?.username ?? null,
@@ -52,9 +48,7 @@ export function privateMessageJson(m: Data) {
 /** A message as the socket events carry it: the author under `user` (public) or `sender` (private). */
 export function liveMessageJson(m: Data, author: 'user' | 'sender') {
   return {
-    id: num(m.id),
-    content: m.content,
-    timestamp: m.createdAt,
+    ...messageBase(m),
     [author]: m.sender ? { id: num(m.sender.id), username: m.sender.username } : null,
     username: m.sender?.username ?? null,
   };
@@ -80,7 +74,7 @@ export function fileJson(f: Data) {
 /** The text of a message to send. */
 export function contentOf(body: Data): string {
   const content = required(body, 'content');
-  if (typeof content !== 'string') throw new GatewayError('BAD_USER_INPUT', 'content: must be a string', { content: 'must be a string' });
+  if (typeof content !== 'string') throw GatewayError.badField('content', 'must be a string');
   return content;
 }
 
@@ -108,7 +102,7 @@ export async function worded<T>(op: Promise<T>, messages: Record<string, string>
 export function integerField(data: Data, field: string): string {
   const value = required(data, field);
   if ((typeof value === 'number' && Number.isInteger(value)) || (typeof value === 'string' && /^-?\d+$/.test(value))) return String(value);
-  throw new GatewayError('BAD_USER_INPUT', `${field}: must be an integer`, { [field]: 'must be an integer' });
+  throw GatewayError.badField(field, 'must be an integer');
 }
 
 /** The `other_user_id` of a socket event, as a user id. */

@@ -44,7 +44,7 @@ const routes: Route[] = [
     path: '/api/users/search',
     async handle(req) {
       const query = req.query.get('query')?.trim();
-      if (!query) throw new GatewayError('BAD_USER_INPUT', 'query: is required', { query: 'is required' });
+      if (!query) throw GatewayError.badField('query', 'is required');
       const data = await req.run(
         `query SocketChatSearch($search: String!) { me { id } users(search: $search, first: 50) { edges { node { ${USER_FIELDS} } } } }`,
         { search: query },

@@ -42,7 +42,7 @@ export const FIND_USER = /* GraphQL */ `
 
 export async function recipientId(run: (doc: string, vars: Record<string, unknown>) => Promise<Data>, toEmail: string | null): Promise<string> {
   const value = toEmail?.trim() ?? '';
-  if (!value) throw new GatewayError('BAD_USER_INPUT', 'to_email: is required', { to_email: 'is required' });
+  if (!value) throw GatewayError.badField('to_email', 'is required');
   const data = await run(FIND_USER, value.includes('@') ? { email: value } : { username: value });
   const user = data.user;
   if (!user) throw new GatewayError('NOT_FOUND', 'User not found');
