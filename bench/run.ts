@@ -26,6 +26,8 @@ const RUNS = new Set((process.env.BENCH_RUNS ?? 'reference,embedded,postgres').s
 interface Result {
   name: string;
   deliveredPerSecond: number;
+  /** Ours only: the same closed loop with each send a separate HTTP request. */
+  deliveredPerSecondHttp?: number;
   p50: number;
   p95: number;
   p99: number;
@@ -70,6 +72,17 @@ async function drive(senders: Array<() => Promise<void>>, paced: boolean) {
   return sent;
 }
 
+/** Closed-loop sends for SECONDS: delivered events per second at the subscribers. */
+async function throughput(senders: Array<() => Promise<void>>, stats: { latencies: number[]; delivered: number }) {
+  stats.latencies.length = 0;
+  stats.delivered = 0;
+  const started = Date.now();
+  await drive(senders, false);
+  const perSecond = Math.round(stats.delivered / ((Date.now() - started) / 1000));
+  await sleep(1000);
+  return perSecond;
+}
+
 /** Two phases: paced sends for latency, then closed-loop sends for throughput. */
 async function measure(
   name: string,
@@ -81,12 +94,7 @@ async function measure(
   await sleep(1000);
   const latencies = [...stats.latencies].sort((a, b) => a - b);
   const latencyDelivered = stats.delivered;
-  stats.latencies.length = 0;
-  stats.delivered = 0;
-  const started = Date.now();
-  await drive(senders, false);
-  const deliveredPerSecond = Math.round(stats.delivered / ((Date.now() - started) / 1000));
-  await sleep(1000);
+  const deliveredPerSecond = await throughput(senders, stats);
   return {
     name,
     deliveredPerSecond,
@@ -169,19 +177,32 @@ async function ours(name: string, env: Record<string, string>): Promise<Result> 
   });
   while ((await metrics()).subscriptions < baseline + SUBSCRIBERS) await sleep(100);
 
-  const sendFns = senders.map((sender, s) => {
+  // Senders keep one graphql-ws connection each and send mutations over it, as the
+  // reference's senders keep one socket; the HTTP variant is measured after.
+  const sendMutation = 'mutation ($i: SendMessageInput!) { sendMessage(input: $i) { id } }';
+  const senderSockets = senders.map((sender) => createClient({ url: `${server.url.replace('http', 'ws')}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${sender.token}` }, lazy: false, retryAttempts: 0 }));
+  const sendFns = (over: 'ws' | 'http') => senders.map((sender, s) => {
     const mine = conversations.filter((_, c) => c % SENDERS === s);
     let turn = 0;
-    return () => post('mutation ($i: SendMessageInput!) { sendMessage(input: $i) { id } }', {
-      i: { conversationId: mine[turn++ % mine.length].id, content: String(Date.now()) },
-    }, sender.token).then(() => undefined);
+    return () => {
+      const variables = { i: { conversationId: mine[turn++ % mine.length].id, content: String(Date.now()) } };
+      if (over === 'http') return post(sendMutation, variables, sender.token).then(() => undefined);
+      return new Promise<void>((resolve, reject) => {
+        senderSockets[s].subscribe({ query: sendMutation, variables }, {
+          next: (r) => r.errors && reject(new Error(JSON.stringify(r.errors))),
+          error: reject,
+          complete: resolve,
+        });
+      });
+    };
   });
-  const measured = await measure(name, sendFns, stats, perConversation);
-  await Promise.all(clients.map((c) => c.dispose()));
+  const measured = await measure(name, sendFns('ws'), stats, perConversation);
+  const deliveredPerSecondHttp = await throughput(sendFns('http'), stats);
+  await Promise.all([...clients, ...senderSockets].map((c) => c.dispose()));
 
   server.child.kill('SIGTERM');
   await server.exited;
-  return { ...measured, bytesPerIdleConnection };
+  return { ...measured, deliveredPerSecondHttp, bytesPerIdleConnection };
 }
 
 async function reference(): Promise<Result> {
@@ -262,9 +283,10 @@ if (RUNS.has('postgres')) {
 const ref = results.find((r) => r.name.startsWith('reference')) ?? results[0];
 const kb = (b: number) => `${(b / 1024).toFixed(1)} KB`;
 console.log('');
-console.log('| run | delivered/s | ratio to reference | p50 ms | p95 ms | p99 ms | delivered (paced) | memory per idle connection |');
-console.log('|---|---|---|---|---|---|---|---|');
+const ratio = (n: number | undefined) => (n === undefined ? '–' : (n / ref.deliveredPerSecond).toFixed(2));
+console.log('| run | delivered/s | ratio to reference | delivered/s, sends over HTTP | ratio | p50 ms | p95 ms | p99 ms | delivered (paced) | memory per idle connection |');
+console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (const r of results) {
-  console.log(`| ${r.name} | ${r.deliveredPerSecond} | ${(r.deliveredPerSecond / ref.deliveredPerSecond).toFixed(2)} | ${r.p50} | ${r.p95} | ${r.p99} | ${r.latencyDelivered}/${r.expectedDeliveries} | ${kb(r.bytesPerIdleConnection)} |`);
+  console.log(`| ${r.name} | ${r.deliveredPerSecond} | ${ratio(r.deliveredPerSecond)} | ${r.deliveredPerSecondHttp ?? '–'} | ${ratio(r.deliveredPerSecondHttp)} | ${r.p50} | ${r.p95} | ${r.p99} | ${r.latencyDelivered}/${r.expectedDeliveries} | ${kb(r.bytesPerIdleConnection)} |`);
 }
 process.exit(0);

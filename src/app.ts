@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from './config.ts';
 import type { Services } from './graphql/context.ts';
 import { createGraphQLServer } from './graphql/yoga.ts';
+import { SharedEventResults } from './graphql/shared-results.ts';
 import { openDatabase, type Database } from './lib/db.ts';
 import { EventBus, topics } from './lib/events.ts';
 import { createLogger, type Logger } from './lib/logger.ts';
@@ -12,6 +13,7 @@ import { MemoryPresenceStore, RedisPresenceStore } from './lib/presence-store.ts
 import { loadJwtSecret, loadVapidKeys } from './lib/secrets.ts';
 import { TokenService } from './lib/tokens.ts';
 import { ensureAdmin } from './modules/auth/service.ts';
+import { SessionCache } from './modules/auth/sessions.ts';
 import { CallTimer } from './modules/calls/timer.ts';
 import { ensureDefaultRoom } from './modules/conversations/service.ts';
 import { TypingTimers } from './modules/conversations/typing.ts';
@@ -60,6 +62,7 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
       calls: new CallTimer(config.CALL_RING_TIMEOUT, log),
       storage: createStorage(config),
       tokens: new TokenService(await loadJwtSecret(config), config.ACCESS_TOKEN_TTL),
+      sessions: new SessionCache(),
       vapid: await loadVapidKeys(config),
       log,
     };
@@ -74,10 +77,14 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
 
 async function assemble(services: Services, database: Database, instanceId: string): Promise<App> {
   const { bus, presence, log, config } = services;
-  const yoga = createGraphQLServer(services);
+  const eventResults = new SharedEventResults();
+  const yoga = createGraphQLServer(services, eventResults);
   const registry = new SocketRegistry();
   const wss = createGraphQLWebSocketServer(services, yoga, registry);
-  const stopControl = await bus.listen(topics.control(), (event) => registry.handleControl(event));
+  const stopControl = await bus.listen(topics.control(), (event) => {
+    services.sessions.forget(event);
+    registry.handleControl(event);
+  });
   const gateway = new Gateway(yoga);
   const rest = new RestRouter(services, gateway, new RateLimits(bus.redisClient, config.RATE_LIMITS === 'on'), restDialects);
   const startedAt = Date.now();
@@ -143,6 +150,8 @@ async function assemble(services: Services, database: Database, instanceId: stri
       pubsubMode: bus.mode,
       // In Redis mode each topic this instance listens to is one subscribed Redis channel.
       redisChannels: bus.mode === 'redis' ? listening : 0,
+      // Subscription results computed, and reused for another subscriber of the same selection.
+      eventResults: { ...eventResults.stats },
     };
   }
 

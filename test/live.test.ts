@@ -1,3 +1,4 @@
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { code, connectWs, gql, nextEvent, signUp, subscribe, type SignedUp } from './helpers/clients.ts';
 import {
@@ -173,20 +174,60 @@ const PrivateSenderFields = graphql(`
   }
 `);
 
+const PublicSenderFields = graphql(`
+  subscription PublicSenderFields($conversationId: ID!) {
+    conversationEvents(conversationId: $conversationId) {
+      ... on MessageAddedEvent {
+        message {
+          id
+          content
+          sender {
+            id
+            username
+          }
+        }
+      }
+    }
+  }
+`);
+
+type EventResults = { executed: number; shared: number };
+const eventResults = async () => ((await (await fetch(`${server.url}/metrics`)).json()) as { eventResults: EventResults }).eventResults;
+
 describe('subscribers of one conversation', () => {
-  it('each see private fields only as they may', async () => {
-    const email = `${Date.now()}@example.com`;
-    const [writer, reader] = await Promise.all([signUp(server, { email: `w${email}` }), signUp(server)]);
+  /** Three sockets subscribed to `document` in a new group of writer and reader; resolves with their first events. */
+  async function threeSubscribers<R>(writer: SignedUp, reader: SignedUp, document: TypedDocumentNode<R, { conversationId: string }>) {
     const id = await directBetween(server, writer, reader);
     const live = listening(server, `conversation:${id}`, 3);
     const clients = [writer, reader, reader].map((u) => connectWs(server, u.accessToken));
-    const firsts = clients.map((ws) => subscribe(ws, PrivateSenderFields, { conversationId: id }).next());
+    const firsts = clients.map((ws) => subscribe(ws, document, { conversationId: id }).next());
     await live;
+    return { id, clients, firsts };
+  }
+
+  it('each see private fields only as they may, each from a result of their own', async () => {
+    const email = `${Date.now()}@example.com`;
+    const [writer, reader] = await Promise.all([signUp(server, { email: `w${email}` }), signUp(server)]);
+    const { id, clients, firsts } = await threeSubscribers(writer, reader, PrivateSenderFields);
+    const before = await eventResults();
     const sent = await send(server, writer, id, 'who sees my email?');
     const [own, other, another] = (await Promise.all(firsts)).map((r) => r.value!.data!.conversationEvents);
     expect(own).toEqual({ message: { id: sent.id, sender: { id: writer.id, email: `w${email}` } } });
     expect(other).toEqual({ message: { id: sent.id, sender: { id: writer.id, email: null } } });
     expect(another).toEqual(other);
+    expect(await eventResults()).toEqual({ executed: before.executed + 3, shared: before.shared });
+    await Promise.all(clients.map((ws) => ws.client.dispose()));
+  });
+
+  it('share one result of an event when they select the same public fields', async () => {
+    const [writer, reader] = await Promise.all([signUp(server), signUp(server)]);
+    const { id, clients, firsts } = await threeSubscribers(writer, reader, PublicSenderFields);
+    const before = await eventResults();
+    const sent = await send(server, writer, id, 'one result for all');
+    const received = (await Promise.all(firsts)).map((r) => r.value!.data!.conversationEvents);
+    const expected = { message: { id: sent.id, content: 'one result for all', sender: { id: writer.id, username: writer.username } } };
+    expect(received).toEqual([expected, expected, expected]);
+    expect(await eventResults()).toEqual({ executed: before.executed + 1, shared: before.shared + 2 });
     await Promise.all(clients.map((ws) => ws.client.dispose()));
   });
 });

@@ -11,6 +11,7 @@ import type { VapidKeys } from '../lib/secrets.ts';
 import { TokenError, type TokenService } from '../lib/tokens.ts';
 import type { CallTimer } from '../modules/calls/timer.ts';
 import type { TypingTimers } from '../modules/conversations/typing.ts';
+import type { SessionCache, SessionRow } from '../modules/auth/sessions.ts';
 import type { DeliveryTracker } from '../modules/messages/delivery.ts';
 import type { PresenceService } from '../modules/presence/service.ts';
 
@@ -26,6 +27,8 @@ export interface Services {
   delivery: DeliveryTracker;
   calls: CallTimer;
   tokens: TokenService;
+  /** The device and user rows behind access tokens, kept between operations. */
+  sessions: SessionCache;
   storage: Storage;
   vapid: VapidKeys;
   log: Logger;
@@ -76,7 +79,8 @@ export function bearerToken(header: unknown): string | null {
 
 /**
  * Resolves the caller from an access token: the signature and expiry, then the device (not
- * logged out or revoked by refresh-token reuse) and the user (not banned), in one query.
+ * logged out or revoked by refresh-token reuse) and the user (not banned): one query, then
+ * remembered by `SessionCache` until a control event says the session or the user changed.
  * `expiresAt` (ms) is when the token stops working, for connections that outlive it.
  */
 export async function authenticate(
@@ -91,14 +95,17 @@ export async function authenticate(
     const reason = err instanceof TokenError ? err.reason : 'invalid';
     return { viewer: null, authProblem: reason === 'expired' ? 'Access token expired' : 'Access token invalid' };
   }
-  // Plain SQL: this runs for every request and subscription, and Prisma's query compiler costs
-  // a few milliseconds per query where the statement itself takes a fraction of one.
-  const { rows: [row] } = await services.sql.query<User & { deviceRevokedAt: Date | null }>(
-    `SELECT u.*, d."revokedAt" AS "deviceRevokedAt"
-     FROM "Device" d JOIN "User" u ON u.id = d."userId"
-     WHERE d.id = $1`,
-    [claims.sid],
-  );
+  const row = await services.sessions.lookup(claims.sid, async () => {
+    // Plain SQL: Prisma's query compiler costs more than this statement.
+    const { rows } = await services.sql.query<SessionRow>({
+      name: 'session-by-device',
+      text: `SELECT u.*, d."revokedAt" AS "deviceRevokedAt"
+             FROM "Device" d JOIN "User" u ON u.id = d."userId"
+             WHERE d.id = $1`,
+      values: [claims.sid],
+    });
+    return rows[0];
+  });
   if (!row || row.deviceRevokedAt || String(row.id) !== claims.sub) {
     return { viewer: null, authProblem: 'Session ended; sign in again' };
   }

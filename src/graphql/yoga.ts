@@ -4,6 +4,7 @@ import type { Logger } from '../lib/logger.ts';
 import { createContext, type Context, type Services } from './context.ts';
 import { corsOrigins } from '../config.ts';
 import { schema } from './schema.ts';
+import { SharedEventResults } from './shared-results.ts';
 
 /** What a transport hands to the context factory besides Yoga's own request. */
 export interface TransportContext {
@@ -83,7 +84,10 @@ export function maskError(log: Logger) {
  * The one GraphQL envelope: HTTP, graphql-ws and (later) every dialect run operations through
  * it, so they share context, auth, validation and error masking.
  */
-export function createGraphQLServer(services: Services): YogaServerInstance<TransportContext, Context> {
+export function createGraphQLServer(
+  services: Services,
+  eventResults = new SharedEventResults(),
+): YogaServerInstance<TransportContext, Context> {
   return createYoga<TransportContext, Context>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -96,7 +100,7 @@ export function createGraphQLServer(services: Services): YogaServerInstance<Tran
     },
     graphiql: { title: 'Chat API', subscriptionsProtocol: 'WS' },
     landingPage: false,
-    plugins: [requestIdHeader(), operationLog()],
+    plugins: [requestIdHeader(), operationLog(), eventResults.plugin()],
     context: ({ request, authorization, requestId, host, forwardedProto }) =>
       createContext(services, {
         authorization: authorization ?? request?.headers.get('authorization'),

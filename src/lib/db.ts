@@ -50,8 +50,12 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
       await lite.close();
     };
   }
-  // PGlite is one backend: a single pooled connection keeps every query in order on it.
-  const pool = new pg.Pool({ connectionString, max: embedded ? 1 : config.DATABASE_POOL_SIZE, types: { getTypeParser } });
+  // PGlite is one backend: a single pooled connection, kept open, keeps every query in order on it.
+  const pool = new pg.Pool({
+    connectionString,
+    types: { getTypeParser },
+    ...(embedded ? { max: 1, idleTimeoutMillis: 0 } : { max: config.DATABASE_POOL_SIZE }),
+  });
   pool.on('error', (err) => log.error({ err }, 'database pool error'));
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   return {

@@ -83,7 +83,9 @@ export type BusEvent =
   | { type: 'call'; action: CallAction; call: CallSnapshot; signal: unknown }
   /** Control events, handled by each instance's transports rather than by subscriptions. */
   | { type: 'userBanned'; userId: number }
-  | { type: 'deviceRevoked'; userId: number; deviceId: number };
+  | { type: 'deviceRevoked'; userId: number; deviceId: number }
+  /** A user's row changed (profile, avatar, unban): instances drop what they remember of it. */
+  | { type: 'userChanged'; userId: number };
 
 /** Topic names in one place: per user, per conversation, and one rare control topic. */
 export const topics = {
@@ -123,7 +125,8 @@ export class EventBus {
   static redis(url: string): EventBus {
     // Subscribing puts a Redis connection in subscriber mode, so publishing needs its own.
     const options = { maxRetriesPerRequest: null, lazyConnect: false };
-    const publisher = new Redis(url, options);
+    // Commands issued in the same tick (one event to every member's topic) go out in one write.
+    const publisher = new Redis(url, { ...options, enableAutoPipelining: true });
     const subscriber = new Redis(url, options);
     // One event often goes to many topics (every member of a group): serialise it once.
     const serialized = new WeakMap<object, string>();

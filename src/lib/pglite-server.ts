@@ -63,8 +63,15 @@ export async function servePGlite(db: PGlite): Promise<{ url: string; close(): P
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       sockets.delete(socket);
-      // A client that vanished mid-transaction must not leave the one session inside it.
-      void chain.then(() => (db.isInTransaction() ? db.exec('ROLLBACK') : undefined)).catch(() => {});
+      // PGlite is one session shared by every connection, so what a connection leaves behind
+      // (an open transaction, prepared statements, settings) is cleared as PostgreSQL would
+      // when its session ends; otherwise the next connection's prepared statements collide.
+      void chain
+        .then(async () => {
+          if (db.isInTransaction()) await db.exec('ROLLBACK');
+          await db.exec('DISCARD ALL');
+        })
+        .catch(() => {});
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

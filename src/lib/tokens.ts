@@ -1,5 +1,6 @@
 import { createHash, createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
+import { LRUCache } from 'lru-cache';
 
 export interface AccessClaims {
   /** user id */
@@ -13,6 +14,12 @@ export class TokenService {
   // A key object, not the string: given a string, jsonwebtoken first tries (and fails) to
   // read it as a PEM public key on every verify, which took a tenth of the server's time.
   private readonly secret: KeyObject;
+  /**
+   * Tokens already verified, with their claims: a client presents the same token on every
+   * request and socket operation until it expires, and checking the signature again each
+   * time was a visible part of a small operation's cost. Expiry is still checked every time.
+   */
+  private readonly verified = new LRUCache<string, AccessClaims & { exp: number }>({ max: 10_000 });
 
   constructor(
     secret: string,
@@ -39,12 +46,19 @@ export class TokenService {
 
   /** The claims of a valid token; throws a `TokenError` saying why otherwise. */
   verifyAccess(token: string): AccessClaims & { exp: number } {
+    const known = this.verified.get(token);
+    if (known) {
+      if (known.exp * 1000 <= Date.now()) throw new TokenError('expired');
+      return known;
+    }
     try {
       const payload = jwt.verify(token, this.secret, { algorithms: ['HS256'] });
       if (typeof payload !== 'object' || typeof payload.sub !== 'string' || typeof payload.sid !== 'number') {
         throw new TokenError('malformed');
       }
-      return payload as AccessClaims & { exp: number };
+      const claims = payload as AccessClaims & { exp: number };
+      this.verified.set(token, claims);
+      return claims;
     } catch (err) {
       if (err instanceof TokenError) throw err;
       throw new TokenError(err instanceof jwt.TokenExpiredError ? 'expired' : 'invalid');

@@ -1,6 +1,6 @@
 import type { Services, Viewer } from '../../graphql/context.ts';
 import { forbidden, notFound } from '../../graphql/errors.ts';
-import { topics } from '../../lib/events.ts';
+import { announceSessionChange } from '../auth/sessions.ts';
 
 /** Bans a user: they cannot sign in, their sessions end and their sockets are closed. */
 export async function setBanned(services: Services, admin: Viewer, userId: number, banned: boolean) {
@@ -15,7 +15,9 @@ export async function setBanned(services: Services, admin: Viewer, userId: numbe
       services.db.device.updateMany({ where: { userId, revokedAt: null }, data: { revokedAt: now } }),
       services.db.refreshToken.updateMany({ where: { device: { userId }, revokedAt: null }, data: { revokedAt: now } }),
     ]);
-    await services.bus.publish(topics.control(), { type: 'userBanned', userId });
+    await announceSessionChange(services, { type: 'userBanned', userId });
+  } else {
+    await announceSessionChange(services, { type: 'userChanged', userId });
   }
   return user;
 }

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { AppError, conflict, forbidden, unauthenticated } from '../../graphql/errors.ts';
 import type { Services, Viewer } from '../../graphql/context.ts';
 import type { User } from '../../generated/prisma/client.ts';
-import { topics } from '../../lib/events.ts';
+import { announceSessionChange } from './sessions.ts';
 import { burnPasswordCheck, hashPassword, verifyPassword } from '../../lib/passwords.ts';
 import { hashOpaqueToken, newOpaqueToken } from '../../lib/tokens.ts';
 import { parseInput, uniqueViolation } from '../../lib/validation.ts';
@@ -271,7 +271,7 @@ export async function revokeDevice(services: Services, userId: number, deviceId:
     services.db.device.update({ where: { id: deviceId }, data: { revokedAt: now } }),
     services.db.refreshToken.updateMany({ where: { deviceId, revokedAt: null }, data: { revokedAt: now } }),
   ]);
-  await services.bus.publish(topics.control(), { type: 'deviceRevoked', userId, deviceId });
+  await announceSessionChange(services, { type: 'deviceRevoked', userId, deviceId });
 }
 
 export async function logout(services: Services, viewer: Viewer): Promise<boolean> {

@@ -27,13 +27,14 @@ export function parseId(id: string | number, what: string): number {
 export async function requireReadable(ctx: Context, conversationId: string | number): Promise<Access> {
   const userId = viewerId(ctx);
   const id = parseId(conversationId, 'Conversation');
-  // Plain SQL on this hot path (every send, read and subscription): one statement, no query compiler.
-  const { rows: [row] } = await ctx.sql.query<Conversation & { membership: Participant | null }>(
-    `SELECT c.*, (SELECT row_to_json(p) FROM "Participant" p
-                  WHERE p."conversationId" = c.id AND p."userId" = $2 AND p."leftAt" IS NULL) AS membership
-     FROM "Conversation" c WHERE c.id = $1`,
-    [id, userId],
-  );
+  // Plain SQL on this hot path (every send, read and subscription): one prepared statement, no query compiler.
+  const { rows: [row] } = await ctx.sql.query<Conversation & { membership: Participant | null }>({
+    name: 'conversation-access',
+    text: `SELECT c.*, (SELECT row_to_json(p) FROM "Participant" p
+                        WHERE p."conversationId" = c.id AND p."userId" = $2 AND p."leftAt" IS NULL) AS membership
+           FROM "Conversation" c WHERE c.id = $1`,
+    values: [id, userId],
+  });
   if (!row) throw notFound('Conversation');
   const { membership: json, ...conversation } = row;
   const membership = json ? reviveParticipant(json) : null;

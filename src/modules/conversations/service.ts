@@ -212,11 +212,11 @@ function touch(db: Pick<Context['db'], 'conversation'>, id: number) {
 }
 
 export async function memberIds(services: Services, conversationId: number): Promise<number[]> {
-  // Plain SQL: read after every message sent to a direct or group conversation.
-  const { rows } = await services.sql.query<{ userId: number }>(
-    `SELECT "userId" FROM "Participant" WHERE "conversationId" = $1 AND "leftAt" IS NULL`,
-    [conversationId],
-  );
+  const { rows } = await services.sql.query<{ userId: number }>({
+    name: 'conversation-members',
+    text: `SELECT "userId" FROM "Participant" WHERE "conversationId" = $1 AND "leftAt" IS NULL`,
+    values: [conversationId],
+  });
   return rows.map((r) => r.userId);
 }
 

@@ -3,9 +3,13 @@ import type { BusEvent, EventStream } from '../../lib/events.ts';
 import { messageInclude, messageSnapshot } from '../messages/snapshot.ts';
 
 type Added = Extract<BusEvent, { type: 'messageAdded' }>;
-/** Yielded once when the viewer stops being a member; the subscription then ends with FORBIDDEN. */
-export const REVOKED = { type: 'revoked' } as const;
-export type StreamItem = BusEvent | typeof REVOKED;
+/**
+ * Yielded once when the viewer stops being a member; the subscription then ends with FORBIDDEN.
+ * A new object each time: results are shared by event object, and this one is per subscriber.
+ */
+type Revoked = { type: 'revoked' };
+export type StreamItem = BusEvent | Revoked;
+export const isRevoked = (item: StreamItem): item is Revoked => item.type === 'revoked';
 
 /** How long an out-of-order message waits for the ones before it before they are read from the database. */
 const GAP_WAIT_MS = 1500;
@@ -61,13 +65,19 @@ export async function* conversationStream(
         case 'messageAdded': {
           const { seq } = event.message;
           if (seq < expected) break; // already delivered (or from before this subscription)
+          if (seq === expected && held.size === 0) {
+            // The usual case, kept cheap: the next message, with nothing held back.
+            expected++;
+            yield delivered(ctx, event);
+            break;
+          }
           held.set(seq, delivered(ctx, event));
           yield* deliverInOrder();
           break;
         }
         case 'memberRemoved':
           if (event.userId === me && conversation.kind !== 'PUBLIC') {
-            yield REVOKED;
+            yield { type: 'revoked' };
             return;
           }
           break;

@@ -7,7 +7,7 @@ import { MessageRef } from '../messages/schema.ts';
 import { asUser, UserRef } from '../users/schema.ts';
 import { requireReadable } from './access.ts';
 import { ConversationRef } from './schema.ts';
-import { conversationStream, REVOKED, userStream, type StreamItem } from './stream.ts';
+import { conversationStream, isRevoked, userStream, type StreamItem } from './stream.ts';
 
 type Of<T extends BusEvent['type']> = Extract<BusEvent, { type: T }>;
 
@@ -70,7 +70,7 @@ const UserEvent = builder.unionType('UserEvent', {
 
 /** Passes events through; the removal marker becomes this subscription's last, FORBIDDEN, result. */
 function deliver(item: StreamItem) {
-  if (item === REVOKED) throw forbidden('You are no longer a participant of this conversation');
+  if (isRevoked(item)) throw forbidden('You are no longer a participant of this conversation');
   return item as never;
 }
 

@@ -7,6 +7,7 @@ import type { FileSnapshot } from '../../lib/events.ts';
 import { requireMember, viewerId } from '../conversations/access.ts';
 import { fileSnapshot } from '../messages/snapshot.ts';
 import { sniff } from './types.ts';
+import { announceSessionChange } from '../auth/sessions.ts';
 
 /** Enough of the start of a file to tell its type and an image's size. */
 const HEAD_BYTES = 64 * 1024;
@@ -67,7 +68,9 @@ export async function uploadFile(ctx: Context, upload: Promise<FileUpload>, conv
 /** Stores an image and makes it the viewer's avatar, served at a stable public address. */
 export async function uploadAvatar(ctx: Context, upload: Promise<FileUpload>) {
   const file = await store(ctx, upload, { imagesOnly: true, conversationId: null });
-  return ctx.db.user.update({ where: { id: file.uploaderId! }, data: { avatarUrl: `${ctx.origin}/avatars/${file.id}` } });
+  const user = await ctx.db.user.update({ where: { id: file.uploaderId! }, data: { avatarUrl: `${ctx.origin}/avatars/${file.id}` } });
+  await announceSessionChange(ctx, { type: 'userChanged', userId: user.id });
+  return user;
 }
 
 export async function deleteFile(ctx: Context, id: string): Promise<string> {

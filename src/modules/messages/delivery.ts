@@ -4,7 +4,9 @@ import type { Logger } from '../../lib/logger.ts';
 /**
  * Records that messages reached a recipient (a live connection received them, or a fetch
  * returned them), which turns a message's status to DELIVERED. Marks are gathered and written
- * in one statement per flush, so delivering an event costs no query per subscriber.
+ * in one statement per flush, so delivering an event costs no query per subscriber. A flush
+ * a second keeps the status at most a second behind while a busy conversation's members are
+ * each written once per second rather than once per message.
  */
 export class DeliveryTracker {
   private marks = new Map<string, { conversationId: number; userId: number; messageId: number }>();
@@ -13,7 +15,7 @@ export class DeliveryTracker {
   constructor(
     private readonly sql: pg.Pool,
     private readonly log: Logger,
-    private readonly flushMs = 200,
+    private readonly flushMs = 1000,
   ) {}
 
   mark(conversationId: number, userId: number, messageId: number): void {
@@ -32,13 +34,14 @@ export class DeliveryTracker {
     this.marks = new Map();
     try {
       // Only ever forward: a late, smaller mark never moves the pointer back.
-      await this.sql.query(
-        `UPDATE "Participant" p SET "lastDeliveredMessageId" = v.m
-         FROM unnest($1::int[], $2::int[], $3::int[]) AS v(c, u, m)
-         WHERE p."conversationId" = v.c AND p."userId" = v.u
-           AND (p."lastDeliveredMessageId" IS NULL OR p."lastDeliveredMessageId" < v.m)`,
-        [batch.map((b) => b.conversationId), batch.map((b) => b.userId), batch.map((b) => b.messageId)],
-      );
+      await this.sql.query({
+        name: 'record-deliveries',
+        text: `UPDATE "Participant" p SET "lastDeliveredMessageId" = v.m
+               FROM unnest($1::int[], $2::int[], $3::int[]) AS v(c, u, m)
+               WHERE p."conversationId" = v.c AND p."userId" = v.u
+                 AND (p."lastDeliveredMessageId" IS NULL OR p."lastDeliveredMessageId" < v.m)`,
+        values: [batch.map((b) => b.conversationId), batch.map((b) => b.userId), batch.map((b) => b.messageId)],
+      });
     } catch (err) {
       this.log.warn({ err }, 'recording deliveries failed');
     }

@@ -58,23 +58,31 @@ export async function sendMessage(ctx: Context, input: unknown): Promise<Message
     if (earlier) return earlier;
   }
   const target = data.conversationId ?? (await ensureDirectConversation(ctx, data.recipientId!)).id;
-  const { conversation } = await requireMember(ctx, target);
+  const conversationId = parseId(target, 'Conversation');
+  // Most sends are plain text by a member: the insert itself checks membership, which saves a
+  // round trip. Replies and attachments are checked against the conversation, so for them
+  // (and whenever the insert finds no membership) access.ts decides first.
+  const plain = data.replyToId == null && !data.attachmentIds?.length;
+  if (!plain) await requireMember(ctx, conversationId);
+  const replyTo = await replyTarget(ctx, data.replyToId, conversationId);
+  const files = await attachableFiles(ctx, data.attachmentIds ?? [], conversationId);
+  const row = {
+    conversationId,
+    senderId: me,
+    kind: data.kind ?? (files.length ? kindFromFiles(files) : 'TEXT'),
+    content: data.content ?? '',
+    replyToId: replyTo?.id ?? null,
+    clientId: data.clientId ?? null,
+    fileIds: files.map((f) => f.id),
+  };
 
-  const replyTo = await replyTarget(ctx, data.replyToId, conversation.id);
-  const files = await attachableFiles(ctx, data.attachmentIds ?? [], conversation.id);
-  const kind = data.kind ?? (files.length ? kindFromFiles(files) : 'TEXT');
-
-  let stored: Message;
+  let stored: StoredMessage | undefined;
   try {
-    stored = await insertMessage(ctx, {
-      conversationId: conversation.id,
-      senderId: me,
-      kind,
-      content: data.content ?? '',
-      replyToId: replyTo?.id ?? null,
-      clientId: data.clientId ?? null,
-      fileIds: files.map((f) => f.id),
-    });
+    stored = await insertMessage(ctx, row);
+    if (!stored) {
+      await requireMember(ctx, conversationId); // NOT_FOUND, FORBIDDEN, or joins a public room
+      stored = await insertMessage(ctx, row);
+    }
   } catch (err) {
     // The same clientId sent twice at once: the first insert won; answer with its message.
     if (data.clientId && isUniqueViolation(err)) {
@@ -83,63 +91,69 @@ export async function sendMessage(ctx: Context, input: unknown): Promise<Message
     }
     throw err;
   }
+  if (!stored) throw forbidden('You are not a participant of this conversation');
+  const { memberIds: members, ...columns } = stored;
   const record: MessageRecord = {
-    ...stored,
+    ...columns,
     sender: ctx.viewer!.user,
-    attachments: files.map((f) => ({ ...f, messageId: stored.id, conversationId: conversation.id })),
+    attachments: files.map((f) => ({ ...f, messageId: stored.id, conversationId })),
     replyTo,
   };
   const message = messageSnapshot(record);
-  const event: BusEvent = { type: 'messageAdded', conversationId: conversation.id, message };
-  await ctx.bus.publish(topics.conversation(conversation.id), event);
-  // A public room's traffic goes to those who watch it; members of the others hear of it everywhere.
-  if (conversation.kind !== 'PUBLIC') {
-    const members = await memberIds(ctx, conversation.id);
-    await Promise.all(members.map((id) => ctx.bus.publish(topics.user(id), event)));
-    await announceUpdate(ctx, conversation.id, members);
-  }
-  if (message.sender) await ctx.typing.stopIfTyping(conversation.id, message.sender);
+  const event: BusEvent = { type: 'messageAdded', conversationId, message };
+  // Issued together, in this order: each member hears of the message before the update it causes.
+  await Promise.all([
+    ctx.bus.publish(topics.conversation(conversationId), event),
+    ...(members ?? []).map((id) => ctx.bus.publish(topics.user(id), event)),
+    members && announceUpdate(ctx, conversationId, members),
+  ]);
+  if (message.sender) await ctx.typing.stopIfTyping(conversationId, message.sender);
   return message;
 }
 
 /**
- * Writes a message in one short transaction on a plain pg connection (Prisma's interactive
- * transactions cost several milliseconds each). The conversation's row lock is taken first and
- * the message id allocated after it, so in every conversation ids and seqs rise together in
- * commit order: a client catching up "after id N" misses nothing.
+ * A stored message, with who is a member now (null for a public room, whose traffic goes to
+ * those who watch it while members of the others hear of it everywhere).
+ */
+type StoredMessage = Message & { memberIds: number[] | null };
+
+/**
+ * Writes a message if its sender is a member of the conversation (undefined if not), in one
+ * statement on a plain pg connection: a round trip costs more than the statement. The
+ * conversation's row is updated first: its new `lastSeq` and the message id are computed
+ * under that row lock (a send that waited for it computes them again once it has it), so in
+ * every conversation ids and seqs rise together in commit order and a client catching up
+ * "after id N" misses nothing. The foreign key from `lastMessageId` is checked at the end of
+ * the statement, when the message exists.
  */
 async function insertMessage(
   ctx: Context,
   m: { conversationId: number; senderId: number; kind: MessageKind; content: string; replyToId: number | null; clientId: string | null; fileIds: number[] },
-): Promise<Message> {
-  const client = await ctx.sql.connect();
-  try {
-    await client.query('BEGIN');
-    const { rows: [{ lastSeq }] } = await client.query<{ lastSeq: number }>(
-      `UPDATE "Conversation" SET "lastSeq" = "lastSeq" + 1, "lastActivityAt" = ${UTC_NOW}, "updatedAt" = ${UTC_NOW}
-       WHERE id = $1 RETURNING "lastSeq"`,
-      [m.conversationId],
-    );
-    const { rows: [message] } = await client.query<Message>(
-      `WITH m AS (
-         INSERT INTO "Message" ("conversationId", seq, "senderId", kind, content, "replyToId", "clientId", "createdAt")
-         VALUES ($1, $2, $3, $4::"MessageKind", $5, $6, $7, ${UTC_NOW}) RETURNING *
-       ), last AS (
-         UPDATE "Conversation" c SET "lastMessageId" = m.id FROM m WHERE c.id = m."conversationId"
-       ), files AS (
-         UPDATE "File" f SET "messageId" = m.id, "conversationId" = m."conversationId" FROM m WHERE f.id = ANY($8::int[])
+): Promise<StoredMessage | undefined> {
+  const { rows: [message] } = await ctx.sql.query<StoredMessage>({
+    name: 'insert-message',
+    text: `WITH c AS (
+       UPDATE "Conversation"
+       SET "lastSeq" = "lastSeq" + 1, "lastMessageId" = nextval('"Message_id_seq"'),
+           "lastActivityAt" = ${UTC_NOW}, "updatedAt" = ${UTC_NOW}
+       WHERE id = $1 AND EXISTS (
+         SELECT 1 FROM "Participant" WHERE "conversationId" = $1 AND "userId" = $2 AND "leftAt" IS NULL
        )
-       SELECT * FROM m`,
-      [m.conversationId, lastSeq, m.senderId, m.kind, m.content, m.replyToId, m.clientId, m.fileIds],
-    );
-    await client.query('COMMIT');
-    return message;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+       RETURNING "lastSeq", "lastMessageId", kind
+     ), m AS (
+       INSERT INTO "Message" (id, "conversationId", seq, "senderId", kind, content, "replyToId", "clientId", "createdAt")
+       SELECT c."lastMessageId", $1, c."lastSeq", $2, $3::"MessageKind", $4, $5, $6, ${UTC_NOW} FROM c
+       RETURNING *
+     ), files AS (
+       UPDATE "File" f SET "messageId" = m.id, "conversationId" = m."conversationId" FROM m WHERE f.id = ANY($7::int[])
+     )
+     SELECT m.*, CASE WHEN c.kind <> 'PUBLIC' THEN ARRAY(
+       SELECT "userId" FROM "Participant" WHERE "conversationId" = $1 AND "leftAt" IS NULL
+     ) END AS "memberIds"
+     FROM m CROSS JOIN c`,
+    values: [m.conversationId, m.senderId, m.kind, m.content, m.replyToId, m.clientId, m.fileIds],
+  });
+  return message;
 }
 
 /** Timestamps are stored as UTC in columns without a time zone (Prisma's convention). */
@@ -157,7 +171,11 @@ async function replyTarget(ctx: Context, replyToId: string | number | null | und
 
 /** The sender's earlier message with this clientId. Most sends have none: that check is one cheap statement. */
 async function findByClientId(ctx: Context, senderId: number, clientId: string): Promise<MessageSnapshot | null> {
-  const { rowCount } = await ctx.sql.query('SELECT 1 FROM "Message" WHERE "senderId" = $1 AND "clientId" = $2', [senderId, clientId]);
+  const { rowCount } = await ctx.sql.query({
+    name: 'message-by-client-id',
+    text: 'SELECT 1 FROM "Message" WHERE "senderId" = $1 AND "clientId" = $2',
+    values: [senderId, clientId],
+  });
   if (!rowCount) return null;
   const found = await ctx.db.message.findUnique({
     where: { senderId_clientId: { senderId, clientId } },

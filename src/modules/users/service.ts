@@ -1,7 +1,7 @@
 import type { Prisma } from '../../generated/prisma/client.ts';
 import type { Context, Services, Viewer } from '../../graphql/context.ts';
 import { conflict, forbidden, notFound, unauthenticated } from '../../graphql/errors.ts';
-import { topics } from '../../lib/events.ts';
+import { announceSessionChange } from '../auth/sessions.ts';
 import { parseInput, uniqueViolation } from '../../lib/validation.ts';
 import { profileRules } from './rules.ts';
 
@@ -55,7 +55,9 @@ export async function updateProfile<Q extends { select?: unknown; include?: unkn
     update.settings = { ...(current.settings as object), ...data.settings } as Prisma.InputJsonObject;
   }
   try {
-    return await services.db.user.update({ ...(query as object), where: { id: userId }, data: update });
+    const user = await services.db.user.update({ ...(query as object), where: { id: userId }, data: update });
+    await announceSessionChange(services, { type: 'userChanged', userId });
+    return user;
   } catch (err) {
     const fields = uniqueViolation(err);
     const field = fields && (['username', 'email'] as const).find((f) => fields.includes(f));
@@ -73,6 +75,6 @@ export async function deleteUser(services: Services, userId: number): Promise<nu
   const devices = await services.db.device.findMany({ where: { userId }, select: { id: true } });
   const deleted = await services.db.user.deleteMany({ where: { id: userId } });
   if (deleted.count === 0) throw notFound('User');
-  for (const device of devices) await services.bus.publish(topics.control(), { type: 'deviceRevoked', userId, deviceId: device.id });
+  for (const device of devices) await announceSessionChange(services, { type: 'deviceRevoked', userId, deviceId: device.id });
   return userId;
 }
