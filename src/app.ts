@@ -18,6 +18,7 @@ import { CallTimer } from './modules/calls/timer.ts';
 import { ensureDefaultRoom } from './modules/conversations/service.ts';
 import { TypingTimers } from './modules/conversations/typing.ts';
 import { DeliveryTracker } from './modules/messages/delivery.ts';
+import { MessageWriter } from './modules/messages/writer.ts';
 import { PresenceService } from './modules/presence/service.ts';
 import { createGraphQLWebSocketServer } from './transports/graphql-ws.ts';
 import { SocketRegistry } from './transports/socket-registry.ts';
@@ -59,6 +60,7 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
       presence: new PresenceService(store, bus, database.prisma, config.PRESENCE_TTL * 1000, log),
       typing: new TypingTimers(bus),
       delivery: new DeliveryTracker(database.pool, log),
+      messageWriter: new MessageWriter(database.pool),
       calls: new CallTimer(config.CALL_RING_TIMEOUT, log),
       storage: createStorage(config),
       tokens: new TokenService(await loadJwtSecret(config), config.ACCESS_TOKEN_TTL),

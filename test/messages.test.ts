@@ -103,6 +103,37 @@ describe('sendMessage', () => {
   });
 });
 
+describe('the message writer', () => {
+  it('writes sends that arrive together in one statement, and one at fault fails alone', async () => {
+    const clientId = uniqueName('client');
+    await gql(server, SendMessage, { input: { conversationId, content: 'first', clientId } }, alice.accessToken);
+    const { messageWriter } = server.app.services;
+    const message = (senderId: string, content: string, repeat = false) => ({
+      conversationId: Number(conversationId),
+      senderId: Number(senderId),
+      kind: 'TEXT' as const,
+      content,
+      replyToId: null,
+      clientId: repeat ? clientId : null,
+      fileIds: [],
+    });
+    // The first write starts at once; the other four wait for it and go out together.
+    const writes = [
+      message(bob.id, 'alone'),
+      message(alice.id, 'together 1'),
+      message(alice.id, 'a repeated clientId', true),
+      message(bob.id, 'together 2'),
+      message(alice.id, 'together 3'),
+    ].map((m) => messageWriter.write(m).then((row) => row!, (err: unknown) => err));
+    const [alone, one, repeated, two, three] = await Promise.all(writes);
+    expect(repeated).toMatchObject({ code: '23505' }); // the unique index on (senderId, clientId)
+    const stored = [alone, one, two, three] as Array<{ id: number; seq: number; content: string }>;
+    expect(stored.map((m) => m.content)).toEqual(['alone', 'together 1', 'together 2', 'together 3']);
+    expect(stored.map((m) => m.seq - stored[0].seq)).toEqual([0, 1, 2, 3]);
+    expect([...stored].sort((a, b) => a.id - b.id)).toEqual(stored);
+  });
+});
+
 describe('editMessage and deleteMessage', () => {
   it('let only the sender edit, and mark the message edited', async () => {
     const message = await send(server, alice, conversationId, 'typo');

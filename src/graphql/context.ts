@@ -13,6 +13,7 @@ import type { CallTimer } from '../modules/calls/timer.ts';
 import type { TypingTimers } from '../modules/conversations/typing.ts';
 import type { SessionCache, SessionRow } from '../modules/auth/sessions.ts';
 import type { DeliveryTracker } from '../modules/messages/delivery.ts';
+import type { MessageWriter } from '../modules/messages/writer.ts';
 import type { PresenceService } from '../modules/presence/service.ts';
 
 /** What one running instance holds; built once by buildApp. */
@@ -25,6 +26,7 @@ export interface Services {
   presence: PresenceService;
   typing: TypingTimers;
   delivery: DeliveryTracker;
+  messageWriter: MessageWriter;
   calls: CallTimer;
   tokens: TokenService;
   /** The device and user rows behind access tokens, kept between operations. */

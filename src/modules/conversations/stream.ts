@@ -102,12 +102,17 @@ function delivered(ctx: Context, event: Added): Added {
   return event;
 }
 
-/** Everything addressed to one user, with deliveries recorded as they go out. */
+/**
+ * Everything addressed to one user, with deliveries recorded as they go out. A new message is
+ * also an update of its conversation, announced right after it (one publish serves both).
+ */
 export async function* userStream(ctx: Context, events: EventStream): AsyncGenerator<StreamItem> {
   try {
     for await (const event of events) {
-      if (event.type === 'messageAdded') yield delivered(ctx, event);
-      else if (event.type === 'conversationUpdated' || event.type === 'call') yield event;
+      if (event.type === 'messageAdded') {
+        yield delivered(ctx, event);
+        yield { type: 'conversationUpdated', conversationId: event.conversationId };
+      } else if (event.type === 'conversationUpdated' || event.type === 'call') yield event;
     }
   } finally {
     await events.return();

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { File, Message, MessageKind } from '../../generated/prisma/client.ts';
+import type { File, MessageKind } from '../../generated/prisma/client.ts';
 import type { Context } from '../../graphql/context.ts';
 import { badInput, forbidden, notFound } from '../../graphql/errors.ts';
 import { topics, type BusEvent, type MessageSnapshot } from '../../lib/events.ts';
@@ -7,6 +7,7 @@ import { isUniqueViolation, parseInput } from '../../lib/validation.ts';
 import { parseId, requireMember, requireReadable, viewerId } from '../conversations/access.ts';
 import { announceUpdate, ensureDirectConversation, memberIds } from '../conversations/service.ts';
 import { messageInclude, messageSnapshot, userSnapshot, type MessageRecord } from './snapshot.ts';
+import type { NewMessage, StoredMessage } from './writer.ts';
 
 export const MAX_CONTENT = 10_000;
 const MAX_ATTACHMENTS = 10;
@@ -46,7 +47,8 @@ function kindFromFiles(files: File[]): MessageKind {
 
 /**
  * Sends a message. Messages of one conversation are numbered under the conversation's row
- * lock, so they commit in order with no gap in `seq`; events go out after the commit. The
+ * lock, so they commit in order with no gap in `seq` (MessageWriter); events go out after the
+ * commit. The
  * same sender sending the same clientId again gets the first message back (a unique index
  * decides, not a cache), and no second event.
  */
@@ -59,14 +61,14 @@ export async function sendMessage(ctx: Context, input: unknown): Promise<Message
   }
   const target = data.conversationId ?? (await ensureDirectConversation(ctx, data.recipientId!)).id;
   const conversationId = parseId(target, 'Conversation');
-  // Most sends are plain text by a member: the insert itself checks membership, which saves a
-  // round trip. Replies and attachments are checked against the conversation, so for them
+  // Most sends are plain text by a member: the writer checks membership as it inserts, which
+  // saves a round trip. Replies and attachments are checked against the conversation, so for them
   // (and whenever the insert finds no membership) access.ts decides first.
   const plain = data.replyToId == null && !data.attachmentIds?.length;
   if (!plain) await requireMember(ctx, conversationId);
   const replyTo = await replyTarget(ctx, data.replyToId, conversationId);
   const files = await attachableFiles(ctx, data.attachmentIds ?? [], conversationId);
-  const row = {
+  const row: NewMessage = {
     conversationId,
     senderId: me,
     kind: data.kind ?? (files.length ? kindFromFiles(files) : 'TEXT'),
@@ -78,10 +80,10 @@ export async function sendMessage(ctx: Context, input: unknown): Promise<Message
 
   let stored: StoredMessage | undefined;
   try {
-    stored = await insertMessage(ctx, row);
+    stored = await ctx.messageWriter.write(row);
     if (!stored) {
       await requireMember(ctx, conversationId); // NOT_FOUND, FORBIDDEN, or joins a public room
-      stored = await insertMessage(ctx, row);
+      stored = await ctx.messageWriter.write(row);
     }
   } catch (err) {
     // The same clientId sent twice at once: the first insert won; answer with its message.
@@ -101,63 +103,15 @@ export async function sendMessage(ctx: Context, input: unknown): Promise<Message
   };
   const message = messageSnapshot(record);
   const event: BusEvent = { type: 'messageAdded', conversationId, message };
-  // Issued together, in this order: each member hears of the message before the update it causes.
+  // Issued together. On a member's own topic the message also stands for the conversation's
+  // update (last message, unread count): userStream announces both.
   await Promise.all([
     ctx.bus.publish(topics.conversation(conversationId), event),
     ...(members ?? []).map((id) => ctx.bus.publish(topics.user(id), event)),
-    members && announceUpdate(ctx, conversationId, members),
   ]);
   if (message.sender) await ctx.typing.stopIfTyping(conversationId, message.sender);
   return message;
 }
-
-/**
- * A stored message, with who is a member now (null for a public room, whose traffic goes to
- * those who watch it while members of the others hear of it everywhere).
- */
-type StoredMessage = Message & { memberIds: number[] | null };
-
-/**
- * Writes a message if its sender is a member of the conversation (undefined if not), in one
- * statement on a plain pg connection: a round trip costs more than the statement. The
- * conversation's row is updated first: its new `lastSeq` and the message id are computed
- * under that row lock (a send that waited for it computes them again once it has it), so in
- * every conversation ids and seqs rise together in commit order and a client catching up
- * "after id N" misses nothing. The foreign key from `lastMessageId` is checked at the end of
- * the statement, when the message exists.
- */
-async function insertMessage(
-  ctx: Context,
-  m: { conversationId: number; senderId: number; kind: MessageKind; content: string; replyToId: number | null; clientId: string | null; fileIds: number[] },
-): Promise<StoredMessage | undefined> {
-  const { rows: [message] } = await ctx.sql.query<StoredMessage>({
-    name: 'insert-message',
-    text: `WITH c AS (
-       UPDATE "Conversation"
-       SET "lastSeq" = "lastSeq" + 1, "lastMessageId" = nextval('"Message_id_seq"'),
-           "lastActivityAt" = ${UTC_NOW}, "updatedAt" = ${UTC_NOW}
-       WHERE id = $1 AND EXISTS (
-         SELECT 1 FROM "Participant" WHERE "conversationId" = $1 AND "userId" = $2 AND "leftAt" IS NULL
-       )
-       RETURNING "lastSeq", "lastMessageId", kind
-     ), m AS (
-       INSERT INTO "Message" (id, "conversationId", seq, "senderId", kind, content, "replyToId", "clientId", "createdAt")
-       SELECT c."lastMessageId", $1, c."lastSeq", $2, $3::"MessageKind", $4, $5, $6, ${UTC_NOW} FROM c
-       RETURNING *
-     ), files AS (
-       UPDATE "File" f SET "messageId" = m.id, "conversationId" = m."conversationId" FROM m WHERE f.id = ANY($7::int[])
-     )
-     SELECT m.*, CASE WHEN c.kind <> 'PUBLIC' THEN ARRAY(
-       SELECT "userId" FROM "Participant" WHERE "conversationId" = $1 AND "leftAt" IS NULL
-     ) END AS "memberIds"
-     FROM m CROSS JOIN c`,
-    values: [m.conversationId, m.senderId, m.kind, m.content, m.replyToId, m.clientId, m.fileIds],
-  });
-  return message;
-}
-
-/** Timestamps are stored as UTC in columns without a time zone (Prisma's convention). */
-const UTC_NOW = `(now() AT TIME ZONE 'UTC')`;
 
 /** The message replied to: it must exist, be live, and belong to the same conversation. */
 async function replyTarget(ctx: Context, replyToId: string | number | null | undefined, conversationId: number) {
