@@ -87,6 +87,8 @@ export type BusEvent =
   /** A user's row changed (profile, avatar, unban): instances drop what they remember of it. */
   | { type: 'userChanged'; userId: number };
 
+type PublisherWithScripts = Redis & { publishToAll(numberOfTopics: number, ...topicsThenPayload: string[]): Promise<number> };
+
 /** Topic names in one place: per user, per conversation, and one rare control topic. */
 export const topics = {
   presence: (userId: number | string) => `presence:${userId}`,
@@ -115,7 +117,7 @@ export class EventBus {
 
   private constructor(
     private readonly engine: PubSubEngine,
-    private readonly redis?: { publisher: Redis; subscriber: Redis },
+    private readonly redis?: { publisher: PublisherWithScripts; subscriber: Redis; serialize: (event: BusEvent) => string },
   ) {}
 
   static inProcess(): EventBus {
@@ -125,25 +127,35 @@ export class EventBus {
   static redis(url: string): EventBus {
     // Subscribing puts a Redis connection in subscriber mode, so publishing needs its own.
     const options = { maxRetriesPerRequest: null, lazyConnect: false };
-    // Commands issued in the same tick (one event to every member's topic) go out in one write.
-    const publisher = new Redis(url, { ...options, enableAutoPipelining: true });
+    // Commands issued in the same tick go out in one write.
+    const publisher = new Redis(url, { ...options, enableAutoPipelining: true }) as PublisherWithScripts;
+    // One event to many topics (every member of a group) is one command, not one per topic.
+    publisher.defineCommand('publishToAll', {
+      lua: "for _, channel in ipairs(KEYS) do redis.call('PUBLISH', channel, ARGV[1]) end return #KEYS",
+    });
     const subscriber = new Redis(url, options);
-    // One event often goes to many topics (every member of a group): serialise it once.
+    // An event that goes to several topics is serialised once.
     const serialized = new WeakMap<object, string>();
-    const serializer = (payload: object) => {
+    const serialize = (payload: object) => {
       let text = serialized.get(payload);
       if (text === undefined) serialized.set(payload, (text = JSON.stringify(payload)));
       return text;
     };
-    return new EventBus(new RedisPubSub({ publisher, subscriber, serializer }), { publisher, subscriber });
+    return new EventBus(new RedisPubSub({ publisher, subscriber, serializer: serialize }), { publisher, subscriber, serialize });
   }
 
   get mode(): 'redis' | 'in-process' {
     return this.redis ? 'redis' : 'in-process';
   }
 
-  publish(topic: string, event: BusEvent): Promise<void> {
-    return this.engine.publish(topic, event);
+  /** Publishes `event` on each of `topic` (one topic or several, in that order). */
+  async publish(topic: string | string[], event: BusEvent): Promise<void> {
+    const list = typeof topic === 'string' ? [topic] : topic;
+    if (this.redis && list.length > 1) {
+      await this.redis.publisher.publishToAll(list.length, ...list, this.redis.serialize(event));
+    } else {
+      for (const one of list) await this.engine.publish(one, event);
+    }
   }
 
   /** Calls `onEvent` for each event on `topic` until the returned function is called. */

@@ -32,7 +32,7 @@ export function callSnapshot(call: CallRow): CallSnapshot {
 /** Tells both parties (all their devices) what happened to the call. */
 async function announce(services: Services, call: CallRow, action: CallAction, signal: unknown = null) {
   const event = { type: 'call' as const, action, call: callSnapshot(call), signal };
-  await Promise.all([call.callerId, call.calleeId].map((id) => services.bus.publish(topics.user(id), event)));
+  await services.bus.publish([call.callerId, call.calleeId].map(topics.user), event);
 }
 
 const signalRule = z.record(z.string(), z.unknown(), 'must be an object (an SDP description or ICE candidate)').refine(

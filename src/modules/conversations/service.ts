@@ -223,6 +223,6 @@ export async function memberIds(services: Services, conversationId: number): Pro
 /** Tells each user's `userEvents` that the conversation changed for them. */
 export async function announceUpdate(services: Services, conversationId: number, userIds: number[]): Promise<void> {
   const event: BusEvent = { type: 'conversationUpdated', conversationId };
-  await Promise.all(userIds.map((id) => services.bus.publish(topics.user(id), event)));
+  await services.bus.publish(userIds.map(topics.user), event);
 }
 

@@ -103,12 +103,9 @@ export async function sendMessage(ctx: Context, input: unknown): Promise<Message
   };
   const message = messageSnapshot(record);
   const event: BusEvent = { type: 'messageAdded', conversationId, message };
-  // Issued together. On a member's own topic the message also stands for the conversation's
+  // On a member's own topic the message also stands for the conversation's
   // update (last message, unread count): userStream announces both.
-  await Promise.all([
-    ctx.bus.publish(topics.conversation(conversationId), event),
-    ...(members ?? []).map((id) => ctx.bus.publish(topics.user(id), event)),
-  ]);
+  await ctx.bus.publish([topics.conversation(conversationId), ...(members ?? []).map(topics.user)], event);
   if (message.sender) await ctx.typing.stopIfTyping(conversationId, message.sender);
   return message;
 }
