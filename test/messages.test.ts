@@ -52,10 +52,17 @@ describe('sendMessage', () => {
     ['attachmentIds', { content: 'x', attachmentIds: ['987654321'] }],
     ['replyToId', { content: 'x', replyToId: '987654321' }],
     ['clientId', { content: 'x', clientId: 'c'.repeat(65) }],
+    ['content', { content: 'a NUL \u0000 inside' }],
+    ['clientId', { content: 'x', clientId: 'nul\u0000' }],
   ])('refuses a bad %s with BAD_USER_INPUT', async (field, input) => {
     const result = await gql(server, SendMessage, { input: { conversationId, ...input } }, alice.accessToken);
     expect(code(result)).toBe('BAD_USER_INPUT');
     expect(result.errors![0].extensions!.fields).toHaveProperty(field);
+  });
+
+  it('answers NOT_FOUND for a conversation id beyond the database’s integers', async () => {
+    const result = await gql(server, SendMessage, { input: { conversationId: '2147483648', content: 'too far' } }, alice.accessToken);
+    expect(code(result)).toBe('NOT_FOUND');
   });
 
   it('accepts exactly 10,000 characters', async () => {

@@ -51,11 +51,15 @@ export class SharedEventResults {
       }
       const verdict = (async (): Promise<Verdict> => {
         let read = false;
+        const noted = <A extends unknown[], R>(reflect: (...a: A) => R) => (...a: A): R => {
+          read = true;
+          return reflect(...a);
+        };
         const watched = new Proxy(args.contextValue as object, {
-          get(target, property, receiver) {
-            read = true;
-            return Reflect.get(target, property, receiver);
-          },
+          get: noted(Reflect.get),
+          has: noted(Reflect.has),
+          ownKeys: noted(Reflect.ownKeys),
+          getOwnPropertyDescriptor: noted(Reflect.getOwnPropertyDescriptor),
         });
         const result = await run(watched);
         return { result, shareable: !read };
@@ -87,7 +91,13 @@ function mapEvents<T, R>(source: AsyncIterator<T>, map: (event: T) => Promise<R>
   return {
     async next() {
       const next = await source.next();
-      return next.done ? done : { value: await map(next.value), done: false };
+      if (next.done) return done;
+      try {
+        return { value: await map(next.value), done: false };
+      } catch (err) {
+        await source.return?.(); // the subscription ends with the error: release its topics
+        throw err;
+      }
     },
     async return() {
       await source.return?.();

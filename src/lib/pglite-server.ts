@@ -12,16 +12,24 @@ const CANCEL_REQUEST = 80877102;
  * as soon as it arrives, so two chunks can be parsed at the same time; under concurrent
  * queries that corrupts the message stream and the connection is dropped ("Connection
  * terminated unexpectedly"). Here the chunks of a connection are handled strictly in order.
- * PGlite is a single session, so this serves one connection at a time (our pool has one).
+ * PGlite is a single session, so this serves one connection at a time (our pool has one): a
+ * connection's messages wait until every earlier connection has closed and what it left in
+ * the session (an open transaction, prepared statements, settings) has been cleared, as
+ * PostgreSQL would when a session ends; otherwise the next connection's prepared statements
+ * would collide with the old ones.
  */
 export async function servePGlite(db: PGlite): Promise<{ url: string; close(): Promise<void> }> {
   const sockets = new Set<net.Socket>();
+  /** Settles once the latest connection so far has closed and its session state is cleared. */
+  let sessionFree = Promise.resolve();
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.setNoDelay(true);
     let buffer = Buffer.alloc(0);
     let started = false;
-    let chain = Promise.resolve();
+    let chain = sessionFree;
+    let ended!: () => void;
+    sessionFree = new Promise((resolve) => (ended = resolve));
 
     const run = (message: Buffer) =>
       db.runExclusive(() =>
@@ -63,15 +71,13 @@ export async function servePGlite(db: PGlite): Promise<{ url: string; close(): P
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       sockets.delete(socket);
-      // PGlite is one session shared by every connection, so what a connection leaves behind
-      // (an open transaction, prepared statements, settings) is cleared as PostgreSQL would
-      // when its session ends; otherwise the next connection's prepared statements collide.
       void chain
         .then(async () => {
           if (db.isInTransaction()) await db.exec('ROLLBACK');
           await db.exec('DISCARD ALL');
         })
-        .catch(() => {});
+        .catch(() => {})
+        .finally(ended);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

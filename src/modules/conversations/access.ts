@@ -17,9 +17,12 @@ export interface Access {
   membership: Participant | null;
 }
 
+/** Ids are PostgreSQL integers: anything outside 1..2³¹−1 names nothing. */
+const MAX_ID = 2 ** 31 - 1;
+
 export function parseId(id: string | number, what: string): number {
   const n = Number(id);
-  if (!Number.isSafeInteger(n) || n <= 0) throw notFound(what);
+  if (!Number.isSafeInteger(n) || n <= 0 || n > MAX_ID) throw notFound(what);
   return n;
 }
 

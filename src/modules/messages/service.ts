@@ -12,7 +12,9 @@ import type { NewMessage, StoredMessage } from './writer.ts';
 export const MAX_CONTENT = 10_000;
 const MAX_ATTACHMENTS = 10;
 
-const contentRule = z.string().trim().max(MAX_CONTENT, `must be at most ${MAX_CONTENT} characters`);
+/** PostgreSQL text cannot hold a NUL character; refused here rather than by the database. */
+const noNul = (rule: z.ZodString) => rule.refine((v) => !v.includes('\u0000'), 'must not contain NUL characters');
+const contentRule = noNul(z.string().trim().max(MAX_CONTENT, `must be at most ${MAX_CONTENT} characters`));
 
 const sendRules = z
   .object({
@@ -22,7 +24,7 @@ const sendRules = z
     kind: z.enum(['TEXT', 'IMAGE', 'FILE', 'AUDIO', 'VIDEO'], 'SYSTEM messages are written by the server').nullish(),
     attachmentIds: z.array(z.union([z.string(), z.number()])).max(MAX_ATTACHMENTS, `must list at most ${MAX_ATTACHMENTS} files`).nullish(),
     replyToId: z.union([z.string(), z.number()]).nullish(),
-    clientId: z.string().trim().min(1, 'must not be empty').max(64, 'must be at most 64 characters').nullish(),
+    clientId: noNul(z.string().trim().min(1, 'must not be empty').max(64, 'must be at most 64 characters')).nullish(),
   })
   .superRefine((v, ctx) => {
     if ((v.conversationId == null) === (v.recipientId == null)) {

@@ -12,8 +12,8 @@ export interface NewMessage {
 }
 
 /**
- * A stored message, with who is a member now (null for a public room, whose traffic goes to
- * those who watch it while members of the others hear of it everywhere).
+ * A stored message, with who is a member once it is stored (null for a public room, whose
+ * traffic goes to those who watch it while members of the others hear of it everywhere).
  */
 export type StoredMessage = Message & { memberIds: number[] | null };
 
@@ -29,11 +29,13 @@ const UTC_NOW = `(now() AT TIME ZONE 'UTC')`;
  * trip and one commit serve many messages, and an idle server writes a message at once.
  *
  * In one statement: the conversations' rows are locked in id order (so writers on several
- * instances cannot deadlock), each message gets the next `seq` of its conversation and an id
- * drawn after the locks are held, so in every conversation ids and seqs rise together in
- * commit order and a client catching up "after id N" misses nothing; then the messages, the
- * conversations' last message and the attached files are written. The foreign key from
- * `lastMessageId` is checked at the end of the statement, when the messages exist.
+ * instances cannot deadlock; NO KEY, so adding a member or a file is not held up), each
+ * message gets the next `seq` of its conversation and an id drawn after the locks are held, so
+ * in every conversation ids and seqs rise together in commit order and a client catching up
+ * "after id N" misses nothing; then the messages, the conversations' last message and the
+ * attached files are written. The foreign key from `lastMessageId` is checked at the end of
+ * the statement, when the messages exist. Who the members are is read after the commit: a
+ * member added or removed while the statement waited for a lock is then counted right.
  */
 export class MessageWriter {
   private queue: Array<{ message: NewMessage; resolve: (row: StoredMessage | undefined) => void; reject: (err: unknown) => void }> = [];
@@ -57,12 +59,14 @@ export class MessageWriter {
         const rows = await this.insert(batch.map((b) => b.message));
         batch.forEach((b, i) => b.resolve(rows[i]));
       } catch (err) {
-        if (batch.length === 1) {
-          batch[0].reject(err);
+        if (batch.length === 1 || !isFaultOfOneMessage(err)) {
+          // Anything else (the connection lost, say) may have happened after the commit:
+          // writing the messages again could store them twice.
+          for (const b of batch) b.reject(err);
           continue;
         }
         // One message at fault (a clientId sent twice, a reply to a message deleted meanwhile)
-        // must not fail the others: write them one by one, so only that one fails.
+        // must not fail the others: the statement stored nothing, so write them one by one.
         for (const b of batch) await this.insert([b.message]).then((rows) => b.resolve(rows[0]), b.reject);
       }
     }
@@ -72,7 +76,7 @@ export class MessageWriter {
   /** The stored rows, in the order of `messages`; undefined where the sender is not a member. */
   private async insert(messages: NewMessage[]): Promise<Array<StoredMessage | undefined>> {
     const files = messages.flatMap((m, i) => m.fileIds.map((file) => ({ file, ord: i + 1 })));
-    const { rows } = await this.sql.query<StoredMessage & { ord: string }>({
+    const { rows } = await this.sql.query<Message & { ord: string; conversationKind: string }>({
       name: 'insert-messages',
       text: `WITH input AS (
          SELECT * FROM unnest($1::int[], $2::int[], $3::"MessageKind"[], $4::text[], $5::int[], $6::text[])
@@ -82,7 +86,7 @@ export class MessageWriter {
            SELECT 1 FROM "Participant" p WHERE p."conversationId" = input.conv AND p."userId" = input.sender AND p."leftAt" IS NULL
          )
        ), locked AS (
-         SELECT id, "lastSeq", kind FROM "Conversation" WHERE id IN (SELECT conv FROM allowed) ORDER BY id FOR UPDATE
+         SELECT id, "lastSeq", kind FROM "Conversation" WHERE id IN (SELECT conv FROM allowed) ORDER BY id FOR NO KEY UPDATE
        ), numbered AS (
          SELECT nextval('"Message_id_seq"')::int AS id, s.* FROM (
            SELECT a.*, l."lastSeq" + row_number() OVER (PARTITION BY a.conv ORDER BY a.ord) AS seq, l.kind AS "conversationKind"
@@ -103,10 +107,7 @@ export class MessageWriter {
          FROM unnest($7::int[], $8::int[]) AS a(file, ord) JOIN numbered n ON n.ord = a.ord
          WHERE f.id = a.file
        )
-       SELECT m.*, n.ord, CASE WHEN n."conversationKind" <> 'PUBLIC' THEN ARRAY(
-         SELECT "userId" FROM "Participant" WHERE "conversationId" = m."conversationId" AND "leftAt" IS NULL
-       ) END AS "memberIds"
-       FROM m JOIN numbered n ON n.id = m.id`,
+       SELECT m.*, n.ord, n."conversationKind" FROM m JOIN numbered n ON n.id = m.id`,
       values: [
         messages.map((m) => m.conversationId),
         messages.map((m) => m.senderId),
@@ -118,7 +119,31 @@ export class MessageWriter {
         files.map((f) => f.ord),
       ],
     });
-    const byOrd = new Map(rows.map(({ ord, ...row }) => [Number(ord), row as StoredMessage]));
+    const members = await this.membersOf(rows.filter((r) => r.conversationKind !== 'PUBLIC').map((r) => r.conversationId));
+    const byOrd = new Map(
+      rows.map(({ ord, conversationKind: _kind, ...row }) => [Number(ord), { ...row, memberIds: members.get(row.conversationId) ?? null }]),
+    );
     return messages.map((_, i) => byOrd.get(i + 1));
   }
+
+  /** The current members of each of `conversationIds`, in one query. */
+  private async membersOf(conversationIds: number[]): Promise<Map<number, number[]>> {
+    if (conversationIds.length === 0) return new Map();
+    const { rows } = await this.sql.query<{ conversationId: number; userIds: number[] }>({
+      name: 'members-of-conversations',
+      text: `SELECT "conversationId", array_agg("userId") AS "userIds" FROM "Participant"
+             WHERE "conversationId" = ANY($1::int[]) AND "leftAt" IS NULL GROUP BY "conversationId"`,
+      values: [[...new Set(conversationIds)]],
+    });
+    return new Map(rows.map((r) => [r.conversationId, r.userIds]));
+  }
+}
+
+/**
+ * Errors that name one message's data (a constraint it breaks, a value the column refuses):
+ * the statement stored nothing, and the other messages of the batch can be written alone.
+ */
+function isFaultOfOneMessage(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && (code.startsWith('23') || code.startsWith('22'));
 }

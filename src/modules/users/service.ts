@@ -76,5 +76,7 @@ export async function deleteUser(services: Services, userId: number): Promise<nu
   const deleted = await services.db.user.deleteMany({ where: { id: userId } });
   if (deleted.count === 0) throw notFound('User');
   for (const device of devices) await announceSessionChange(services, { type: 'deviceRevoked', userId, deviceId: device.id });
+  // Also a device signed in between the two statements above: nothing of the user is kept.
+  await announceSessionChange(services, { type: 'userChanged', userId });
   return userId;
 }
