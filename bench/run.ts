@@ -270,14 +270,24 @@ async function freshDatabase(): Promise<string | null> {
   }
 }
 
+/** Left behind, each run's database would give PostgreSQL's autovacuum more to do in the next. */
+async function dropDatabase(databaseUrl: string) {
+  const admin = new pg.Client({ connectionString: PG_URL });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${new URL(databaseUrl).pathname.slice(1)} WITH (FORCE)`);
+  await admin.end();
+}
+
 const results: Result[] = [];
 console.log(`subscribers ${SUBSCRIBERS} over ${CONVERSATIONS} conversations, ${SENDERS} senders, ${SECONDS}s per phase, ${RATE} msg/s per sender when paced, ${IDLE} idle connections`);
 if (RUNS.has('reference')) results.push(await reference());
 if (RUNS.has('embedded')) results.push(await ours('ours: embedded (PGlite, in-process)', {}));
 if (RUNS.has('postgres')) {
   const databaseUrl = await freshDatabase();
-  if (databaseUrl) results.push(await ours('ours: PostgreSQL + Redis', { DATABASE_URL: databaseUrl, REDIS_URL }));
-  else console.log(`(PostgreSQL at ${PG_URL} not reachable: the PostgreSQL + Redis run is left out)`);
+  if (databaseUrl) {
+    results.push(await ours('ours: PostgreSQL + Redis', { DATABASE_URL: databaseUrl, REDIS_URL }));
+    await dropDatabase(databaseUrl);
+  } else console.log(`(PostgreSQL at ${PG_URL} not reachable: the PostgreSQL + Redis run is left out)`);
 }
 
 const ref = results.find((r) => r.name.startsWith('reference')) ?? results[0];
