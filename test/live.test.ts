@@ -251,6 +251,24 @@ describe('userEvents', () => {
     expect((await nextEvent(events, 'read update')).data!.userEvents).toMatchObject({ conversation: { id, unreadCount: 0 } });
     await ws.client.dispose();
   });
+
+  it('masks an unexpected failure in an event as "Unexpected error." and goes on', async () => {
+    const reader = await signUp(server);
+    const ws = connectWs(server, reader.accessToken);
+    const live = listening(server, `user:${reader.id}`);
+    const events = subscribe(ws, UserEvents);
+    const first = events.next();
+    await live;
+    // An update of a conversation that is gone: resolving it fails inside the server.
+    await server.app.services.bus.publish(`user:${reader.id}`, { type: 'conversationUpdated', conversationId: 2_000_000_000 });
+    const failed = (await first).value!;
+    expect(failed.errors).toEqual([expect.objectContaining({ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } })]);
+    expect(JSON.stringify(failed)).not.toMatch(/null for non-nullable|ConversationUpdatedEvent\.conversation/);
+    const writer = await signUp(server);
+    const id = await directBetween(server, writer, reader);
+    expect((await nextEvent(events, 'the next update')).data!.userEvents).toMatchObject({ __typename: 'ConversationUpdatedEvent', conversation: { id } });
+    await ws.client.dispose();
+  });
 });
 
 describe('catch-up', () => {
