@@ -50,9 +50,8 @@ function kindFromFiles(files: File[]): MessageKind {
 /**
  * Sends a message. Messages of one conversation are numbered under the conversation's row
  * lock, so they commit in order with no gap in `seq` (MessageWriter); events go out after the
- * commit. The
- * same sender sending the same clientId again gets the first message back (a unique index
- * decides, not a cache), and no second event.
+ * commit. The same sender sending the same clientId again gets the first message back (a
+ * unique index decides, not a cache), and no second event.
  */
 export async function sendMessage(ctx: Context, input: unknown): Promise<MessageSnapshot> {
   const me = viewerId(ctx);
@@ -64,8 +63,8 @@ export async function sendMessage(ctx: Context, input: unknown): Promise<Message
   const target = data.conversationId ?? (await ensureDirectConversation(ctx, data.recipientId!)).id;
   const conversationId = parseId(target, 'Conversation');
   // Most sends are plain text by a member: the writer checks membership as it inserts, which
-  // saves a round trip. Replies and attachments are checked against the conversation, so for them
-  // (and whenever the insert finds no membership) access.ts decides first.
+  // saves a round trip. Replies and attachments are checked against the conversation, so for
+  // them (and whenever the writer finds no membership) access.ts decides first.
   const plain = data.replyToId == null && !data.attachmentIds?.length;
   if (!plain) await requireMember(ctx, conversationId);
   const replyTo = await replyTarget(ctx, data.replyToId, conversationId);
@@ -105,8 +104,8 @@ export async function sendMessage(ctx: Context, input: unknown): Promise<Message
   };
   const message = messageSnapshot(record);
   const event: BusEvent = { type: 'messageAdded', conversationId, message };
-  // On a member's own topic the message also stands for the conversation's
-  // update (last message, unread count): userStream announces both.
+  // On a member's own topic the message also stands for the conversation's update (last
+  // message, unread count): userStream announces both.
   await ctx.bus.publish([topics.conversation(conversationId), ...(members ?? []).map(topics.user)], event);
   if (message.sender) await ctx.typing.stopIfTyping(conversationId, message.sender);
   return message;
