@@ -13,8 +13,10 @@ const iso = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 const PASSWORD = 'correct horse battery';
 const MB16 = 16 * 1024 * 1024;
 const CROSS_SITE = { success: false, message: 'Request refused: this origin is not allowed', code: 'CSRF_FAILED' };
-/** The seed's error body for a field of the wrong type. */
-const notText = (field: string) => ({ success: false, message: `${field}: must be a string`, errors: { [field]: ['must be a string'] }, code: 'BAD_USER_INPUT' });
+/** The seed's error body for a refused field. */
+const invalid = (field: string, problem: string) => ({ success: false, message: `${field}: ${problem}`, errors: { [field]: [problem] }, code: 'BAD_USER_INPUT' });
+/** The same, for a field of the wrong type. */
+const notText = (field: string) => invalid(field, 'must be a string');
 const THIRTY_DAYS = 30 * 24 * 3600;
 
 /** A browser: its cookie jar, and the fetch and socket.io client of a page the server served. */
@@ -177,12 +179,7 @@ describe('chattrix sessions', () => {
     });
     const short = await register({ password: 'short' });
     expect(short.status).toBe(400);
-    expect(short.body).toEqual({
-      success: false,
-      message: 'password: must be at least 8 characters',
-      errors: { password: ['must be at least 8 characters'] },
-      code: 'BAD_USER_INPUT',
-    });
+    expect(short.body).toEqual(invalid('password', 'must be at least 8 characters'));
     const badName = await register({ display_name: 'x'.repeat(65) });
     expect(badName.body.errors).toEqual({ display_name: ['must be at most 64 characters'] });
   });
@@ -339,7 +336,7 @@ describe('chattrix sessions', () => {
       sockets.push(socket);
       expect(socket.connected).toBe(true);
       await expect(connectIo(`${listed.url}/chattrix`, { extraHeaders: { cookie, origin: 'https://evil.example' } })).rejects.toMatchObject({
-        data: { success: false, message: 'Request refused: this origin is not allowed', code: 'CSRF_FAILED' },
+        data: CROSS_SITE,
       });
       socket.close();
     } finally {
@@ -369,12 +366,7 @@ describe('chattrix users', () => {
     });
     const tooLong = await call('PUT', '/api/user/profile', { as: a.browser, json: { display_name: 'x'.repeat(65) } });
     expect(tooLong.status).toBe(400);
-    expect(tooLong.body).toEqual({
-      success: false,
-      message: 'display_name: must be at most 64 characters',
-      errors: { display_name: ['must be at most 64 characters'] },
-      code: 'BAD_USER_INPUT',
-    });
+    expect(tooLong.body).toEqual(invalid('display_name', 'must be at most 64 characters'));
   });
 
   it('uploads a profile picture, served at profile_pic_url; refuses a non-image', async () => {
@@ -392,7 +384,7 @@ describe('chattrix users', () => {
     expect(image.headers.get('content-type')).toBe('image/png');
     const notImage = await call('POST', '/api/user/upload-avatar', { as: a.browser, form: formWith({ file: textFile('hello', 'me.txt') }) });
     expect(notImage.status).toBe(400);
-    expect(notImage.body).toEqual({ success: false, message: 'file: an avatar must be an image', errors: { file: ['an avatar must be an image'] }, code: 'BAD_USER_INPUT' });
+    expect(notImage.body).toEqual(invalid('file', 'an avatar must be an image'));
     const none = await call('POST', '/api/user/upload-avatar', { as: a.browser, form: formWith({ other: 'x' }) });
     expect(none.body.errors).toEqual({ file: ['is required'] });
   });
@@ -417,12 +409,7 @@ describe('chattrix users', () => {
     for (const offset of [-1, 10_001, 999_999_999]) {
       const bad = await call('GET', `/api/users?offset=${offset}`, { as: a.browser });
       expect(bad.status).toBe(400);
-      expect(bad.body).toEqual({
-        success: false,
-        message: 'offset: must be an integer from 0 to 10000',
-        errors: { offset: ['must be an integer from 0 to 10000'] },
-        code: 'BAD_USER_INPUT',
-      });
+      expect(bad.body).toEqual(invalid('offset', 'must be an integer from 0 to 10000'));
     }
   });
 
@@ -513,7 +500,7 @@ describe('chattrix conversations and messages', () => {
     const [a, b, c] = await Promise.all([account(), account(), account()]);
     const noType = await call('POST', '/api/conversations', { as: a.browser, json: { participant_ids: [b.id] } });
     expect(noType.status).toBe(400);
-    expect(noType.body).toEqual({ success: false, message: 'type: is required', errors: { type: ['is required'] }, code: 'BAD_USER_INPUT' });
+    expect(noType.body).toEqual(invalid('type', 'is required'));
     const badType = await call('POST', '/api/conversations', { as: a.browser, json: { type: 'secret', participant_ids: [b.id] } });
     expect(badType.body.errors).toEqual({ type: ['must be one of private, group, public'] });
     const two = await call('POST', '/api/conversations', { as: a.browser, json: { type: 'private', participant_ids: [b.id, c.id] } });
@@ -524,7 +511,7 @@ describe('chattrix conversations and messages', () => {
     expect(nobody.body).toEqual({ success: false, message: 'User not found', code: 'NOT_FOUND' });
     const unnamed = await call('POST', '/api/conversations', { as: a.browser, json: { type: 'public', participant_ids: [] } });
     expect(unnamed.status).toBe(400);
-    expect(unnamed.body).toEqual({ success: false, message: 'name: is required', errors: { name: ['is required'] }, code: 'BAD_USER_INPUT' });
+    expect(unnamed.body).toEqual(invalid('name', 'is required'));
     const named = await call('POST', '/api/conversations', { as: a.browser, json: { type: 'public', name: uniqueName('room') } });
     expect(named.status).toBe(201);
     expect(named.body.conversation).toMatchObject({ type: 'public' });
@@ -573,7 +560,7 @@ describe('chattrix conversations and messages', () => {
 
     const zero = await call('GET', `/api/conversations/${conversationId}/messages?limit=0`, { as: b.browser });
     expect(zero.status).toBe(400);
-    expect(zero.body).toEqual({ success: false, message: 'limit: must be an integer of at least 1', errors: { limit: ['must be an integer of at least 1'] }, code: 'BAD_USER_INPUT' });
+    expect(zero.body).toEqual(invalid('limit', 'must be an integer of at least 1'));
     const badCursor = await call('GET', `/api/conversations/${conversationId}/messages?before=abc`, { as: b.browser });
     expect(badCursor.body.errors).toEqual({ before: ['must be a message id'] });
   });
@@ -596,7 +583,7 @@ describe('chattrix conversations and messages', () => {
     for (const json of [{}, { content: null }, { content: '' }]) {
       const noContent = await call('PUT', `/api/messages/${message.id}`, { as: a.browser, json });
       expect(noContent.status).toBe(400);
-      expect(noContent.body).toEqual({ success: false, message: 'content: is required', errors: { content: ['is required'] }, code: 'BAD_USER_INPUT' });
+      expect(noContent.body).toEqual(invalid('content', 'is required'));
     }
     expect((await call('GET', `/api/conversations/${conversationId}/messages`, { as: b.browser })).body.messages[0].content).toBe('Updated message content');
 
@@ -627,7 +614,7 @@ describe('chattrix conversations and messages', () => {
     expect(unknown.body).toEqual({ success: false, message: 'Conversation not found', code: 'NOT_FOUND' });
     const empty = await call('POST', `/api/conversations/${conversationId}/messages`, { as: a.browser, json: { content: '  ', type: 'text' } });
     expect(empty.status).toBe(400);
-    expect(empty.body).toEqual({ success: false, message: 'content: must not be empty', errors: { content: ['must not be empty'] }, code: 'BAD_USER_INPUT' });
+    expect(empty.body).toEqual(invalid('content', 'must not be empty'));
     const badType = await call('POST', `/api/conversations/${conversationId}/messages`, { as: a.browser, json: { content: 'x', type: 'sticker' } });
     expect(badType.body.errors).toEqual({ type: ['must be one of text, image, file, audio, video, system'] });
     const notOurs = await call('POST', `/api/conversations/${conversationId}/messages`, { as: a.browser, json: { content: 'x', type: 'file', file_url: 'https://elsewhere.example/a.pdf' } });
@@ -726,20 +713,10 @@ describe('chattrix input types', () => {
     }
     const badIds = await call('POST', '/api/conversations', { as: a.browser, json: { type: 'group', participant_ids: [{ id: b.id }], name: 'Team' } });
     expect(badIds.status).toBe(400);
-    expect(badIds.body).toEqual({
-      success: false,
-      message: 'participant_ids: must be a list of user ids',
-      errors: { participant_ids: ['must be a list of user ids'] },
-      code: 'BAD_USER_INPUT',
-    });
+    expect(badIds.body).toEqual(invalid('participant_ids', 'must be a list of user ids'));
     const badSubscription = await call('POST', '/api/subscribe', { as: a.browser, json: { subscription: { endpoint: { a: 1 }, keys: { p256dh: 'k', auth: 'a' } } } });
     expect(badSubscription.status).toBe(400);
-    expect(badSubscription.body).toEqual({
-      success: false,
-      message: 'subscription: must have endpoint, keys.p256dh and keys.auth',
-      errors: { subscription: ['must have endpoint, keys.p256dh and keys.auth'] },
-      code: 'BAD_USER_INPUT',
-    });
+    expect(badSubscription.body).toEqual(invalid('subscription', 'must have endpoint, keys.p256dh and keys.auth'));
 
     // Nothing was stored as "[object Object]": the history holds the one message, unchanged, and the profile its old bio.
     const history = await call('GET', `/api/conversations/${conversationId}/messages`, { as: b.browser });
@@ -842,7 +819,7 @@ describe('chattrix Socket.IO', () => {
     for (const origin of ['https://evil.example', 'null']) {
       await expect(connectIo(`${server.url}/chattrix`, { extraHeaders: { cookie, origin } })).rejects.toMatchObject({
         message: 'Request refused: this origin is not allowed',
-        data: { success: false, message: 'Request refused: this origin is not allowed', code: 'CSRF_FAILED' },
+        data: CROSS_SITE,
       });
     }
     const ours = await connectIo(`${server.url}/chattrix`, { extraHeaders: { cookie, origin: server.url } });
@@ -1030,7 +1007,7 @@ describe('chattrix Socket.IO', () => {
     const aSocket = await socketOf(a);
     const empty = nextIo(aSocket, 'error');
     aSocket.emit('send_message', { conversation_id: conversationId, content: '', type: 'text' });
-    expect(await empty).toEqual({ success: false, message: 'content: must not be empty', errors: { content: ['must not be empty'] }, code: 'BAD_USER_INPUT' });
+    expect(await empty).toEqual(invalid('content', 'must not be empty'));
     const typing = nextIo(socket, 'error');
     socket.emit('typing_start', { conversation_id: conversationId });
     expect((await typing).code).toBe('FORBIDDEN');

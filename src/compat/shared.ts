@@ -59,6 +59,11 @@ export function idParam(value: unknown, what: string): string {
   return text;
 }
 
+/** The `conversation_id` that chattrix's and socket-chat's socket events carry. */
+export function conversationIdOf(data: Data): string {
+  return idParam(data.conversation_id, 'Conversation');
+}
+
 /** The users the socket's user shares a conversation with (for online/offline events). */
 export async function contacts(session: SocketSession, userFields = ''): Promise<Data[]> {
   const data = await session.run(

@@ -1,6 +1,6 @@
 import * as cookie from 'cookie';
 import type { Data } from '../gateway.ts';
-import { followContactsPresence, idParam, num } from '../shared.ts';
+import { conversationIdOf, followContactsPresence, idParam, num } from '../shared.ts';
 import { ConnectRefused, type SocketDialect, type SocketSession } from '../sockets.ts';
 import { sendMessage } from './rest.ts';
 import { SESSION_COOKIE, trustedOrigin } from './session.ts';
@@ -23,10 +23,6 @@ const CONVERSATION_EVENTS = /* GraphQL */ `
     }
   }
 `;
-
-function conversationId(data: Data): string {
-  return idParam(data.conversation_id, 'Conversation');
-}
 
 /**
  * Chattrix's Socket.IO namespace, signed in by the same `session` cookie as the REST API.
@@ -61,7 +57,7 @@ export const chattrixSocket: SocketDialect = {
   },
   events: {
     async join_conversation(session, data) {
-      const id = conversationId(data);
+      const id = conversationIdOf(data);
       await session.follow(`conversation:${id}`, CONVERSATION_EVENTS, { id }, ({ conversationEvents: e }) => {
         const { socket } = session;
         if (e.__typename === 'MessageAddedEvent') socket.emit('new_message', messageJson(e.message));
@@ -74,10 +70,10 @@ export const chattrixSocket: SocketDialect = {
       });
     },
     async leave_conversation(session, data) {
-      await session.unfollow(`conversation:${conversationId(data)}`);
+      await session.unfollow(`conversation:${conversationIdOf(data)}`);
     },
     async send_message(session, data) {
-      await sendMessage(session.run.bind(session), conversationId(data), data);
+      await sendMessage(session.run.bind(session), conversationIdOf(data), data);
     },
     async typing_start(session, data) {
       await setTyping(session, data, true);
@@ -87,7 +83,7 @@ export const chattrixSocket: SocketDialect = {
     },
     async mark_as_read(session, data) {
       await session.run(`mutation ChattrixRead($id: ID!, $messageId: ID) { markConversationRead(conversationId: $id, messageId: $messageId) { id } }`, {
-        id: conversationId(data),
+        id: conversationIdOf(data),
         messageId: data.message_id == null ? null : idParam(data.message_id, 'Message'),
       });
     },
@@ -99,7 +95,7 @@ export const chattrixSocket: SocketDialect = {
 
 async function setTyping(session: SocketSession, data: Data, isTyping: boolean) {
   await session.run(`mutation ChattrixTyping($id: ID!, $on: Boolean!) { setTyping(conversationId: $id, isTyping: $on) }`, {
-    id: conversationId(data),
+    id: conversationIdOf(data),
     on: isTyping,
   });
 }

@@ -1,5 +1,5 @@
 import { GatewayError, type Data } from '../gateway.ts';
-import { contacts, followContactsPresence, idParam } from '../shared.ts';
+import { contacts, conversationIdOf, followContactsPresence } from '../shared.ts';
 import { ConnectRefused, type SocketDialect, type SocketSession } from '../sockets.ts';
 import { sendInput } from './rest.ts';
 import { detail, handle, MESSAGE_FIELDS, messageJson, USER_FIELDS } from './shape.ts';
@@ -19,10 +19,6 @@ const CONVERSATION_EVENTS = /* GraphQL */ `
     }
   }
 `;
-
-function conversationId(data: Data): string {
-  return idParam(data.conversation_id, 'Conversation');
-}
 
 /**
  * socket-chat's Socket.IO namespace. New messages of every conversation of the user arrive
@@ -59,7 +55,7 @@ export const socketChatSocket: SocketDialect = {
       await session.run(`mutation SocketChatSocketSend($input: SendMessageInput!) { sendMessage(input: $input) { id } }`, { input });
     },
     async join_conversation(session, data) {
-      const id = conversationId(data);
+      const id = conversationIdOf(data);
       await session.follow(`conversation:${id}`, CONVERSATION_EVENTS, { id }, ({ conversationEvents: e }) => {
         if (e.__typename === 'TypingEvent') {
           session.socket.emit('user_typing', { conversation_id: e.conversationId, user_email: handle(e.user), typing: e.isTyping });
@@ -70,12 +66,12 @@ export const socketChatSocket: SocketDialect = {
       session.socket.emit('joined_conversation', { conversation_id: id });
     },
     async leave_conversation(session, data) {
-      const id = conversationId(data);
+      const id = conversationIdOf(data);
       await session.unfollow(`conversation:${id}`);
       session.socket.emit('left_conversation', { conversation_id: id });
     },
     async mark_as_read(session, data) {
-      await session.run(`mutation SocketChatSocketRead($id: ID!) { markConversationRead(conversationId: $id) { id } }`, { id: conversationId(data) });
+      await session.run(`mutation SocketChatSocketRead($id: ID!) { markConversationRead(conversationId: $id) { id } }`, { id: conversationIdOf(data) });
     },
     async typing_start(session, data) {
       await setTyping(session, data, true);
@@ -95,7 +91,7 @@ export const socketChatSocket: SocketDialect = {
 
 async function setTyping(session: SocketSession, data: Data, isTyping: boolean) {
   await session.run(`mutation SocketChatTyping($id: ID!, $on: Boolean!) { setTyping(conversationId: $id, isTyping: $on) }`, {
-    id: conversationId(data),
+    id: conversationIdOf(data),
     on: isTyping,
   });
 }

@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { z } from 'zod';
 import type { Conversation, Prisma } from '../../generated/prisma/client.ts';
 import type { Context, Services } from '../../graphql/context.ts';
@@ -211,13 +212,21 @@ function touch(db: Pick<Context['db'], 'conversation'>, id: number) {
   return db.conversation.update({ where: { id }, data: { lastActivityAt: new Date() } });
 }
 
+/** The current members of one conversation. */
 export async function memberIds(services: Services, conversationId: number): Promise<number[]> {
-  const { rows } = await services.sql.query<{ userId: number }>({
-    name: 'conversation-members',
-    text: `SELECT "userId" FROM "Participant" WHERE "conversationId" = $1 AND "leftAt" IS NULL`,
-    values: [conversationId],
+  return (await membersOf(services.sql, [conversationId])).get(conversationId) ?? [];
+}
+
+/** The current members of each of `conversationIds`, in one query. */
+export async function membersOf(sql: pg.Pool, conversationIds: number[]): Promise<Map<number, number[]>> {
+  if (conversationIds.length === 0) return new Map();
+  const { rows } = await sql.query<{ conversationId: number; userIds: number[] }>({
+    name: 'members-of-conversations',
+    text: `SELECT "conversationId", array_agg("userId") AS "userIds" FROM "Participant"
+           WHERE "conversationId" = ANY($1::int[]) AND "leftAt" IS NULL GROUP BY "conversationId"`,
+    values: [[...new Set(conversationIds)]],
   });
-  return rows.map((r) => r.userId);
+  return new Map(rows.map((r) => [r.conversationId, r.userIds]));
 }
 
 /** Tells each user's `userEvents` that the conversation changed for them. */

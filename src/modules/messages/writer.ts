@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Message, MessageKind } from '../../generated/prisma/client.ts';
+import { membersOf } from '../conversations/service.ts';
 
 export interface NewMessage {
   conversationId: number;
@@ -119,23 +120,11 @@ export class MessageWriter {
         files.map((f) => f.ord),
       ],
     });
-    const members = await this.membersOf(rows.filter((r) => r.conversationKind !== 'PUBLIC').map((r) => r.conversationId));
+    const members = await membersOf(this.sql, rows.filter((r) => r.conversationKind !== 'PUBLIC').map((r) => r.conversationId));
     const byOrd = new Map(
       rows.map(({ ord, conversationKind: _kind, ...row }) => [Number(ord), { ...row, memberIds: members.get(row.conversationId) ?? null }]),
     );
     return messages.map((_, i) => byOrd.get(i + 1));
-  }
-
-  /** The current members of each of `conversationIds`, in one query. */
-  private async membersOf(conversationIds: number[]): Promise<Map<number, number[]>> {
-    if (conversationIds.length === 0) return new Map();
-    const { rows } = await this.sql.query<{ conversationId: number; userIds: number[] }>({
-      name: 'members-of-conversations',
-      text: `SELECT "conversationId", array_agg("userId") AS "userIds" FROM "Participant"
-             WHERE "conversationId" = ANY($1::int[]) AND "leftAt" IS NULL GROUP BY "conversationId"`,
-      values: [[...new Set(conversationIds)]],
-    });
-    return new Map(rows.map((r) => [r.conversationId, r.userIds]));
   }
 }
 
