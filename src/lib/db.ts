@@ -30,7 +30,7 @@ const getTypeParser = ((oid: number, format?: 'text' | 'binary') =>
 
 /**
  * PostgreSQL through `pg` when DATABASE_URL is set; otherwise PGlite (PostgreSQL compiled to
- * WASM) stored under DATA_DIR and served on a private loopback port, so the same driver
+ * WASM) stored under DATA_DIR, run on its own thread and served on a private loopback port, so the same driver
  * adapter, SQL and migrations serve both modes.
  */
 export async function openDatabase(config: Config, log: Logger): Promise<Database> {
@@ -38,17 +38,13 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
   let connectionString = config.DATABASE_URL;
   const embedded = !connectionString;
   if (embedded) {
-    const [{ PGlite }, { servePGlite }] = await Promise.all([import('@electric-sql/pglite'), import('./pglite-server.ts')]);
+    const { startEmbeddedDatabase } = await import('./embedded-db.ts');
     const dir = path.resolve(config.DATA_DIR, 'pglite');
     await mkdir(dir, { recursive: true });
-    const lite = await PGlite.create(dir);
-    const server = await servePGlite(lite);
+    const server = await startEmbeddedDatabase(dir);
     connectionString = server.url;
     log.info({ dir }, 'embedded PGlite database started');
-    stopEmbedded = async () => {
-      await server.close();
-      await lite.close();
-    };
+    stopEmbedded = () => server.close();
   }
   // PGlite is one backend: a single pooled connection, kept open, keeps every query in order on it.
   const pool = new pg.Pool({
