@@ -5,7 +5,7 @@ import { topics, type BusEvent } from '../../lib/events.ts';
 import { CallEvent } from '../calls/schema.ts';
 import { MessageRef } from '../messages/schema.ts';
 import { asUser, UserRef } from '../users/schema.ts';
-import { requireReadable } from './access.ts';
+import { parseId, requireReadable } from './access.ts';
 import { ConversationRef } from './schema.ts';
 import { conversationStream, isRevoked, userStream, type StreamItem } from './stream.ts';
 
@@ -80,15 +80,14 @@ builder.subscriptionFields((t) => ({
     description: 'Messages added, edited and deleted, typing and read receipts of one conversation.',
     authScopes: { signedIn: true },
     args: { conversationId: t.arg.id({ required: true }) },
-    // Access is checked before the stream starts, so a stranger gets an ordinary FORBIDDEN error.
-    subscribe: async (_root, { conversationId }, ctx) => {
-      const { conversation } = await requireReadable(ctx, conversationId);
-      return ctx.bus.stream([topics.conversation(conversation.id)], async (events) => {
-        // Read after listening began: anything newer than this is in the stream, in order.
-        const { lastSeq } = await ctx.db.conversation.findUniqueOrThrow({ where: { id: conversation.id }, select: { lastSeq: true } });
-        return conversationStream(ctx, events, conversation, lastSeq + 1);
-      });
-    },
+    // Listening begins first; then one read checks access and gives the conversation's last
+    // seq, so every newer message is in the stream. A stranger still gets an ordinary FORBIDDEN
+    // error before any event, and the topic is released.
+    subscribe: (_root, { conversationId }, ctx) =>
+      ctx.bus.stream([topics.conversation(parseId(conversationId, 'Conversation'))], async (events) => {
+        const { conversation } = await requireReadable(ctx, conversationId);
+        return conversationStream(ctx, events, conversation, conversation.lastSeq + 1);
+      }),
     resolve: deliver,
   }),
   userEvents: t.field({
