@@ -26,6 +26,8 @@ const RUNS = new Set((process.env.BENCH_RUNS ?? 'reference,embedded,postgres').s
 interface Result {
   name: string;
   deliveredPerSecond: number;
+  /** CPU time of the server process (all its threads) per delivered event in the closed loop, µs. */
+  cpuPerDelivery: number;
   /** Ours only: the same closed loop with each send a separate HTTP request. */
   deliveredPerSecondHttp?: number;
   p50: number;
@@ -51,6 +53,14 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number
   return out;
 }
 
+/** User + system CPU seconds the process has used so far (all threads). */
+async function cpuSecondsOf(child: ChildProcess): Promise<number> {
+  const stat = await readFile(`/proc/${child.pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of the line, counted in ticks of 1/100 s.
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 async function rssOf(child: ChildProcess): Promise<number> {
   const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
@@ -73,14 +83,16 @@ async function drive(senders: Array<() => Promise<void>>, paced: boolean) {
 }
 
 /** Closed-loop sends for SECONDS: delivered events per second at the subscribers. */
-async function throughput(senders: Array<() => Promise<void>>, stats: { latencies: number[]; delivered: number }) {
+async function throughput(senders: Array<() => Promise<void>>, stats: { latencies: number[]; delivered: number }, server: ChildProcess) {
   stats.latencies.length = 0;
   stats.delivered = 0;
   const started = Date.now();
+  const cpuBefore = await cpuSecondsOf(server);
   await drive(senders, false);
+  const cpuMicrosPerDelivery = Math.round((((await cpuSecondsOf(server)) - cpuBefore) * 1e6) / stats.delivered);
   const perSecond = Math.round(stats.delivered / ((Date.now() - started) / 1000));
   await sleep(1000);
-  return perSecond;
+  return { perSecond, cpuMicrosPerDelivery };
 }
 
 /**
@@ -108,16 +120,18 @@ async function measure(
   senders: Array<() => Promise<void>>,
   stats: { latencies: number[]; delivered: number },
   fanOut: number,
+  server: ChildProcess,
 ): Promise<Omit<Result, 'bytesPerIdleConnection'>> {
   await warmUp(senders, stats);
   const sentPaced = await drive(senders, true);
   await sleep(1000);
   const latencies = [...stats.latencies].sort((a, b) => a - b);
   const latencyDelivered = stats.delivered;
-  const deliveredPerSecond = await throughput(senders, stats);
+  const { perSecond: deliveredPerSecond, cpuMicrosPerDelivery: cpuPerDelivery } = await throughput(senders, stats, server);
   return {
     name,
     deliveredPerSecond,
+    cpuPerDelivery,
     p50: percentile(latencies, 50),
     p95: percentile(latencies, 95),
     p99: percentile(latencies, 99),
@@ -216,8 +230,8 @@ async function ours(name: string, env: Record<string, string>): Promise<Result> 
       });
     };
   });
-  const measured = await measure(name, sendFns('ws'), stats, perConversation);
-  const deliveredPerSecondHttp = await throughput(sendFns('http'), stats);
+  const measured = await measure(name, sendFns('ws'), stats, perConversation, server.child);
+  const { perSecond: deliveredPerSecondHttp } = await throughput(sendFns('http'), stats, server.child);
   await Promise.all([...clients, ...senderSockets].map((c) => c.dispose()));
 
   server.child.kill('SIGTERM');
@@ -268,7 +282,7 @@ async function reference(): Promise<Result> {
         socket.send(JSON.stringify({ type: 'send', room, payload: { id: String(turn), content: String(Date.now()), createdAt: new Date().toISOString(), sender: { id: String(s), username: `w${s}` } } }));
       });
   });
-  const measured = await measure('reference ws relay', sendFns, stats, perConversation);
+  const measured = await measure('reference ws relay', sendFns, stats, perConversation, child);
   for (const s of subscribers) s.close();
   child.kill('SIGTERM');
   return { ...measured, bytesPerIdleConnection };
@@ -314,9 +328,9 @@ const ref = results.find((r) => r.name.startsWith('reference')) ?? results[0];
 const kb = (b: number) => `${(b / 1024).toFixed(1)} KB`;
 console.log('');
 const ratio = (n: number | undefined) => (n === undefined ? '–' : (n / ref.deliveredPerSecond).toFixed(2));
-console.log('| run | delivered/s | ratio to reference | delivered/s, sends over HTTP | ratio | p50 ms | p95 ms | p99 ms | delivered (paced) | memory per idle connection |');
-console.log('|---|---|---|---|---|---|---|---|---|---|');
+console.log('| run | delivered/s | ratio to reference | server CPU per delivery | delivered/s, sends over HTTP | ratio | p50 ms | p95 ms | p99 ms | delivered (paced) | memory per idle connection |');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of results) {
-  console.log(`| ${r.name} | ${r.deliveredPerSecond} | ${ratio(r.deliveredPerSecond)} | ${r.deliveredPerSecondHttp ?? '–'} | ${ratio(r.deliveredPerSecondHttp)} | ${r.p50} | ${r.p95} | ${r.p99} | ${r.latencyDelivered}/${r.expectedDeliveries} | ${kb(r.bytesPerIdleConnection)} |`);
+  console.log(`| ${r.name} | ${r.deliveredPerSecond} | ${ratio(r.deliveredPerSecond)} | ${r.cpuPerDelivery} µs | ${r.deliveredPerSecondHttp ?? '–'} | ${ratio(r.deliveredPerSecondHttp)} | ${r.p50} | ${r.p95} | ${r.p99} | ${r.latencyDelivered}/${r.expectedDeliveries} | ${kb(r.bytesPerIdleConnection)} |`);
 }
 process.exit(0);
