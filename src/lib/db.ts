@@ -30,8 +30,8 @@ const getTypeParser = ((oid: number, format?: 'text' | 'binary') =>
 
 /**
  * PostgreSQL through `pg` when DATABASE_URL is set; otherwise PGlite (PostgreSQL compiled to
- * WASM) stored under DATA_DIR, run on its own thread and served on a private loopback port, so the same driver
- * adapter, SQL and migrations serve both modes.
+ * WASM) stored under DATA_DIR, run on its own thread and served on a private loopback port,
+ * so the same driver adapter, SQL and migrations serve both modes.
  */
 export async function openDatabase(config: Config, log: Logger): Promise<Database> {
   let stopEmbedded: () => Promise<void> = async () => {};
