@@ -53,6 +53,18 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number
   return out;
 }
 
+/** What the subscribers record: each delivery's latency, and how many arrived. */
+interface Stats {
+  latencies: number[];
+  delivered: number;
+}
+
+/** Starts a phase's counting afresh. */
+function resetStats(stats: Stats) {
+  stats.latencies.length = 0;
+  stats.delivered = 0;
+}
+
 /** User + system CPU seconds the process has used so far (all threads). */
 async function cpuSecondsOf(child: ChildProcess): Promise<number> {
   const stat = await readFile(`/proc/${child.pid}/stat`, 'utf8');
@@ -83,9 +95,8 @@ async function drive(senders: Array<() => Promise<void>>, paced: boolean) {
 }
 
 /** Closed-loop sends for SECONDS: delivered events per second at the subscribers. */
-async function throughput(senders: Array<() => Promise<void>>, stats: { latencies: number[]; delivered: number }, server: ChildProcess) {
-  stats.latencies.length = 0;
-  stats.delivered = 0;
+async function throughput(senders: Array<() => Promise<void>>, stats: Stats, server: ChildProcess) {
+  resetStats(stats);
   const started = Date.now();
   const cpuBefore = await cpuSecondsOf(server);
   await drive(senders, false);
@@ -100,7 +111,7 @@ async function throughput(senders: Array<() => Promise<void>>, stats: { latencie
  * a subscription counts as soon as it listens, while its start-up reads may still be queued,
  * and the measured phases are about the steady state, not about 1,000 clients arriving at once.
  */
-async function warmUp(senders: Array<() => Promise<void>>, stats: { latencies: number[]; delivered: number }) {
+async function warmUp(senders: Array<() => Promise<void>>, stats: Stats) {
   const rounds = Math.ceil(CONVERSATIONS / senders.length);
   await Promise.all(senders.map(async (sendOne) => {
     for (let i = 0; i < rounds; i++) await sendOne();
@@ -110,15 +121,14 @@ async function warmUp(senders: Array<() => Promise<void>>, stats: { latencies: n
     if (Date.now() > deadline) throw new Error(`warm-up: ${stats.delivered} of ${SUBSCRIBERS} subscribers heard their conversation`);
     await sleep(50);
   }
-  stats.latencies.length = 0;
-  stats.delivered = 0;
+  resetStats(stats);
 }
 
 /** Two phases: paced sends for latency, then closed-loop sends for throughput. */
 async function measure(
   name: string,
   senders: Array<() => Promise<void>>,
-  stats: { latencies: number[]; delivered: number },
+  stats: Stats,
   fanOut: number,
   server: ChildProcess,
 ): Promise<Omit<Result, 'bytesPerIdleConnection'>> {
@@ -189,7 +199,7 @@ async function ours(name: string, env: Record<string, string>): Promise<Result> 
   while ((await metrics()).websockets > 0) await sleep(100);
   const baseline = (await metrics()).subscriptions;
 
-  const stats = { latencies: [] as number[], delivered: 0 };
+  const stats: Stats = { latencies: [], delivered: 0 };
   const clients: Client[] = [];
   await mapLimit(subscribers, 50, async (user, i) => {
     const conversationId = conversations[Math.floor(i / perConversation)].id;
@@ -261,7 +271,7 @@ async function reference(): Promise<Result> {
   await sleep(2000);
   const bytesPerIdleConnection = Math.round(((await rssOf(child)) - before) / IDLE);
   for (const s of idle) s.close();
-  const stats = { latencies: [] as number[], delivered: 0 };
+  const stats: Stats = { latencies: [], delivered: 0 };
   const subscribers = await mapLimit(Array.from({ length: SUBSCRIBERS }), 100, (_, i) =>
     open(`room${Math.floor(i / perConversation)}`, (data) => {
       stats.delivered++;

@@ -83,11 +83,13 @@ builder.subscriptionFields((t) => ({
     // Listening begins first; then one read checks access and gives the conversation's last
     // seq, so every newer message is in the stream. A stranger still gets an ordinary FORBIDDEN
     // error before any event, and the topic is released.
-    subscribe: (_root, { conversationId }, ctx) =>
-      ctx.bus.stream([topics.conversation(parseId(conversationId, 'Conversation'))], async (events) => {
-        const { conversation } = await requireReadable(ctx, conversationId);
+    subscribe: (_root, { conversationId }, ctx) => {
+      const id = parseId(conversationId, 'Conversation');
+      return ctx.bus.stream([topics.conversation(id)], async (events) => {
+        const { conversation } = await requireReadable(ctx, id);
         return conversationStream(ctx, events, conversation, conversation.lastSeq + 1);
-      }),
+      });
+    },
     resolve: deliver,
   }),
   userEvents: t.field({
