@@ -4,7 +4,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { WebSocket, WebSocketServer } from 'ws';
 import { authenticate, bearerToken, type Context, type Services, type Viewer } from '../graphql/context.ts';
-import type { TransportContext } from '../graphql/yoga.ts';
+import { operationContext, type TransportContext } from '../graphql/yoga.ts';
 import { transportContext } from './http.ts';
 import { CLOSE_SESSION_ENDED, trackSignedIn, type SocketRegistry } from './socket-registry.ts';
 
@@ -93,14 +93,10 @@ export function createGraphQLWebSocketServer(
       },
       onSubscribe: async (ctx, _id, payload) => {
         const state = states.get(ctx.extra.socket);
-        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
-          ...ctx,
-          req: ctx.extra.request,
-          socket: ctx.extra.socket,
-          params: payload,
-          // The token of connection_init, not a header: browsers cannot set headers on sockets.
-          ...transportContext(ctx.extra.request, state?.token ? `Bearer ${state.token}` : undefined),
-        });
+        // The token of connection_init, not a header: browsers cannot set headers on sockets.
+        const authorization = state?.token ? `Bearer ${state.token}` : undefined;
+        const context = await operationContext(services, transportContext(ctx.extra.request, authorization));
+        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped(context);
         const document = parse(payload.query);
         const errors = validate(schema, document);
         if (errors.length > 0) return errors;
