@@ -96,11 +96,12 @@ export async function sendMessage(ctx: Context, input: unknown): Promise<Message
   }
   if (!stored) throw forbidden('You are not a participant of this conversation');
   const { memberIds: members, ...columns } = stored;
+  // The spread last, as in messageSnapshot.
   const record: MessageRecord = {
-    ...columns,
     sender: ctx.viewer!.user,
     attachments: files.map((f) => ({ ...f, messageId: stored.id, conversationId })),
     replyTo,
+    ...columns,
   };
   const message = messageSnapshot(record);
   const event: BusEvent = { type: 'messageAdded', conversationId, message };

@@ -122,7 +122,7 @@ export class MessageWriter {
     });
     const members = await membersOf(this.sql, rows.filter((r) => r.conversationKind !== 'PUBLIC').map((r) => r.conversationId));
     const byOrd = new Map(
-      rows.map(({ ord, conversationKind: _kind, ...row }) => [Number(ord), { ...row, memberIds: members.get(row.conversationId) ?? null }]),
+      rows.map(({ ord, conversationKind: _kind, ...row }) => [Number(ord), { memberIds: members.get(row.conversationId) ?? null, ...row }]),
     );
     return messages.map((_, i) => byOrd.get(i + 1));
   }
