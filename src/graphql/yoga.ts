@@ -90,7 +90,13 @@ const builtByTransport = new WeakSet<object>();
  * which showed in profiles as a tenth of the cost of a message sent over a socket.
  */
 export async function operationContext(services: Services, transport: TransportContext): Promise<Context> {
-  const context = await createContext(services, transport);
+  let context;
+  try {
+    context = await createContext(services, transport);
+  } catch (err) {
+    // As Yoga masks a failing context factory: the client learns nothing of the database.
+    throw maskError(services.log)(err, 'Unexpected error.');
+  }
   builtByTransport.add(context);
   return context;
 }
