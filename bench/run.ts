@@ -151,7 +151,8 @@ async function measure(
 }
 
 async function ours(name: string, env: Record<string, string>): Promise<Result> {
-  const server = await spawnServer({ ...env, LOG_LEVEL: 'info', PRESENCE_TTL: '30' });
+  // As deployed (the Dockerfile sets it): graphql-js skips its development-only checks.
+  const server = await spawnServer({ ...env, NODE_ENV: 'production', LOG_LEVEL: 'info', PRESENCE_TTL: '30' });
   const post = async (query: string, variables: unknown, token?: string) => {
     const res = await fetch(`${server.url}/graphql`, {
       method: 'POST',

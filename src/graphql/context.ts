@@ -8,6 +8,7 @@ import type { Db } from '../lib/db.ts';
 import type { EventBus } from '../lib/events.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { VapidKeys } from '../lib/secrets.ts';
+import type { PushResult } from './subscription-feed.ts';
 import { TokenError, type TokenService } from '../lib/tokens.ts';
 import type { CallTimer } from '../modules/calls/timer.ts';
 import type { TypingTimers } from '../modules/conversations/typing.ts';
@@ -56,6 +57,8 @@ export interface Context extends Services {
   origin: string;
   /** Per-operation DataLoaders, made on first use by `loader()`. */
   loaders: Map<string, DataLoader<unknown, unknown>>;
+  /** A subscription's direct line to its client, where the transport has one (graphql-ws). */
+  pushResult?: PushResult;
 }
 
 /**

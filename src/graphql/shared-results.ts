@@ -1,5 +1,7 @@
 import { createSourceEventStream, execute, print, type DocumentNode, type ExecutionArgs, type ExecutionResult } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import type { Context } from './context.ts';
+import { subscriptionFeed } from './subscription-feed.ts';
 
 interface Verdict {
   result: ExecutionResult;
@@ -26,7 +28,8 @@ export class SharedEventResults {
   plugin(): Plugin {
     const { stats } = this;
     const documentText = new WeakMap<DocumentNode, string>();
-    const byEvent = new WeakMap<object, Map<string, Promise<Verdict>>>();
+    /** Per event and selection: the verdict, or its promise while the first execution runs. */
+    const byEvent = new WeakMap<object, Map<string, Verdict | Promise<Verdict>>>();
 
     const keyOf = (args: ExecutionArgs) => {
       let text = documentText.get(args.document);
@@ -34,39 +37,47 @@ export class SharedEventResults {
       return `${args.operationName ?? ''}\n${JSON.stringify(args.variableValues ?? {})}\n${text}`;
     };
 
-    const resultFor = async (event: unknown, key: string, args: ExecutionArgs): Promise<ExecutionResult> => {
+    /** The result for `event`, at once when it has been computed for another subscriber already. */
+    const resultFor = (event: unknown, key: string, args: ExecutionArgs): ExecutionResult | Promise<ExecutionResult> => {
       const run = (contextValue: unknown) => execute({ ...args, rootValue: event, contextValue });
       if (typeof event !== 'object' || event === null) return run(args.contextValue);
       let results = byEvent.get(event);
       if (!results) byEvent.set(event, (results = new Map()));
       const earlier = results.get(key);
       if (earlier) {
-        const { result, shareable } = await earlier;
-        if (shareable) {
-          stats.shared++;
-          return result;
-        }
-        stats.executed++;
-        return run(args.contextValue);
-      }
-      const verdict = (async (): Promise<Verdict> => {
-        let read = false;
-        const noted = <A extends unknown[], R>(reflect: (...a: A) => R) => (...a: A): R => {
-          read = true;
-          return reflect(...a);
+        const reuse = ({ result, shareable }: Verdict) => {
+          if (shareable) {
+            stats.shared++;
+            return result;
+          }
+          stats.executed++;
+          return run(args.contextValue);
         };
-        const watched = new Proxy(args.contextValue as object, {
-          get: noted(Reflect.get),
-          has: noted(Reflect.has),
-          ownKeys: noted(Reflect.ownKeys),
-          getOwnPropertyDescriptor: noted(Reflect.getOwnPropertyDescriptor),
-        });
-        const result = await run(watched);
-        return { result, shareable: !read };
-      })();
-      results.set(key, verdict);
+        return earlier instanceof Promise ? earlier.then(reuse) : reuse(earlier);
+      }
+      let read = false;
+      const noted = <A extends unknown[], R>(reflect: (...a: A) => R) => (...a: A): R => {
+        read = true;
+        return reflect(...a);
+      };
+      const watched = new Proxy(args.contextValue as object, {
+        get: noted(Reflect.get),
+        has: noted(Reflect.has),
+        ownKeys: noted(Reflect.ownKeys),
+        getOwnPropertyDescriptor: noted(Reflect.getOwnPropertyDescriptor),
+      });
       stats.executed++;
-      return (await verdict).result;
+      const first = run(watched);
+      if (!(first instanceof Promise)) {
+        results.set(key, { result: first, shareable: !read });
+        return first;
+      }
+      results.set(key, first.then((result) => {
+        const verdict = { result, shareable: !read };
+        results.set(key, verdict);
+        return verdict;
+      }));
+      return first;
     };
 
     return {
@@ -75,40 +86,10 @@ export class SharedEventResults {
           const source = await createSourceEventStream(args);
           if (!(Symbol.asyncIterator in source)) return source;
           const key = keyOf(args);
-          return mapEvents(source[Symbol.asyncIterator](), (event) => resultFor(event, key, args));
+          const { pushResult } = args.contextValue as Partial<Context>;
+          return subscriptionFeed(source[Symbol.asyncIterator](), (event) => resultFor(event, key, args), pushResult);
         });
       },
     };
   }
-}
-
-/**
- * The results of `source`'s events. Ending the result ends `source` at once (an async
- * generator would wait for the next event first), so a client going away releases its topics.
- */
-function mapEvents<T, R>(source: AsyncIterator<T>, map: (event: T) => Promise<R>): AsyncIterableIterator<R> {
-  const done = { value: undefined, done: true } as const;
-  return {
-    async next() {
-      const next = await source.next();
-      if (next.done) return done;
-      try {
-        return { value: await map(next.value), done: false };
-      } catch (err) {
-        await source.return?.(); // the subscription ends with the error: release its topics
-        throw err;
-      }
-    },
-    async return() {
-      await source.return?.();
-      return done;
-    },
-    async throw(error?: unknown) {
-      await source.return?.();
-      throw error;
-    },
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
 }
