@@ -185,8 +185,8 @@ export class EventBus {
    * once the channels are subscribed), so every event published afterwards is in the stream.
    * Ending the iteration (`return()`, as `for await` and graphql-ws do) releases the topics.
    */
-  async subscribe(topicList: string[]): Promise<EventStream> {
-    const stream = new EventStream();
+  async subscribe<T = BusEvent>(topicList: string[]): Promise<EventStream<T>> {
+    const stream = new EventStream<T>();
     const releases = await Promise.all(topicList.map((topic) => this.listen(topic, (event) => stream.push(event))));
     stream.onEnd(() => releases.forEach((release) => release()));
     return stream;
@@ -194,13 +194,15 @@ export class EventBus {
 
   /**
    * A subscription's stream: listens to `topicList`, then lets `body` (which may first read
-   * what it needs) turn the events into what the subscriber gets. Ending the result, or `body`
+   * what it needs) decide what the subscriber gets: a filter on the stream itself
+   * (`EventStream.through`), or a generator that reads it. Ending the result, or `body`
    * failing before it starts, releases the topics.
    */
-  async stream<T>(topicList: string[], body: (events: EventStream) => AsyncGenerator<T> | Promise<AsyncGenerator<T>>): Promise<AsyncIterableIterator<T>> {
-    const events = await this.subscribe(topicList);
+  async stream<T>(topicList: string[], body: (events: EventStream<T>) => AsyncIterator<T> | Promise<AsyncIterator<T>>): Promise<AsyncIterableIterator<T>> {
+    const events = await this.subscribe<T>(topicList);
     try {
-      return endsWith(events, await body(events));
+      const result = await body(events);
+      return result === events ? events : endsWith(events, result);
     } catch (err) {
       await events.return();
       throw err;
@@ -227,48 +229,93 @@ export class EventBus {
   }
 }
 
-/** A queue of events read with `for await`; it holds events until they are read. */
-export class EventStream implements AsyncIterableIterator<BusEvent> {
-  private readonly queue: BusEvent[] = [];
-  private waiting?: (result: IteratorResult<BusEvent>) => void;
-  private ended = false;
+/**
+ * A subscription's queue, read with `for await`, holding what was pushed until it is read.
+ * Without a filter the bus's events are what the reader gets; a filter set with `through`
+ * decides as each event arrives, so an event the reader gets costs no extra async step.
+ */
+export class EventStream<T = BusEvent> implements AsyncIterableIterator<T> {
+  private readonly queue: T[] = [];
+  private waiting?: { resolve: (result: IteratorResult<T>) => void; reject: (err: unknown) => void };
+  private filter?: (event: BusEvent) => void;
+  /** No more items: the reader gets what is queued, then the end (or `failure`). */
+  private closed = false;
+  private failure?: { error: unknown };
   private cleanup?: () => void;
 
+  /** An event from the bus. */
   push(event: BusEvent): void {
-    if (this.ended) return;
-    if (this.waiting) {
-      const resolve = this.waiting;
-      this.waiting = undefined;
-      resolve({ value: event, done: false });
-    } else {
-      this.queue.push(event);
-    }
+    if (this.closed) return;
+    if (this.filter) this.filter(event);
+    else this.emit(event as unknown as T);
+  }
+
+  /** Hands `item` to the reader. */
+  emit(item: T): void {
+    if (this.closed) return;
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    if (waiting) waiting.resolve({ value: item, done: false });
+    else this.queue.push(item);
+  }
+
+  /**
+   * From now on each event goes through `filter`, which emits what the reader gets (nothing,
+   * one item or several); events queued already go through it first.
+   */
+  through(filter: (event: BusEvent) => void): this {
+    this.filter = filter;
+    for (const event of this.queue.splice(0)) filter(event as unknown as BusEvent);
+    return this;
+  }
+
+  /** Stops listening: the reader gets what is queued, then the end, or `error` if given. */
+  finish(error?: unknown): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (error !== undefined) this.failure = { error };
+    this.release();
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    if (waiting && this.failure) waiting.reject(this.failure.error);
+    else waiting?.resolve({ value: undefined, done: true });
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   onEnd(cleanup: () => void): void {
     this.cleanup = cleanup;
   }
 
-  next(): Promise<IteratorResult<BusEvent>> {
-    const event = this.queue.shift();
-    if (event) return Promise.resolve({ value: event, done: false });
-    if (this.ended) return Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve) => (this.waiting = resolve));
+  next(): Promise<IteratorResult<T>> {
+    if (this.queue.length > 0) return Promise.resolve({ value: this.queue.shift()!, done: false });
+    if (this.failure) {
+      const { error } = this.failure;
+      this.failure = undefined;
+      return Promise.reject(error);
+    }
+    if (this.closed) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve, reject) => (this.waiting = { resolve, reject }));
   }
 
-  async return(): Promise<IteratorResult<BusEvent>> {
-    if (!this.ended) {
-      this.ended = true;
-      this.queue.length = 0;
-      this.cleanup?.();
-      this.waiting?.({ value: undefined, done: true });
-      this.waiting = undefined;
-    }
+  /** Ends at once, dropping what is queued. */
+  async return(): Promise<IteratorResult<T>> {
+    this.queue.length = 0;
+    this.failure = undefined;
+    this.finish();
     return { value: undefined, done: true };
   }
 
   [Symbol.asyncIterator](): this {
     return this;
+  }
+
+  private release() {
+    const cleanup = this.cleanup;
+    this.cleanup = undefined;
+    cleanup?.();
   }
 }
 
@@ -277,16 +324,17 @@ export class EventStream implements AsyncIterableIterator<BusEvent> {
  * disconnecting) ends the stream at once. An async generator alone only acts on `return()`
  * at its next `yield`, so one waiting for an event that never comes would keep its listeners.
  */
-function endsWith<T>(stream: EventStream, body: AsyncGenerator<T>): AsyncIterableIterator<T> {
+function endsWith<T>(stream: EventStream<T>, body: AsyncIterator<T>): AsyncIterableIterator<T> {
   return {
     next: () => body.next(),
     async return() {
       await stream.return();
-      return body.return(undefined);
+      return (await body.return?.()) ?? { value: undefined, done: true };
     },
     async throw(error?: unknown) {
       await stream.return();
-      return body.throw(error);
+      if (body.throw) return body.throw(error);
+      throw error;
     },
     [Symbol.asyncIterator]() {
       return this;

@@ -15,82 +15,99 @@ export const isRevoked = (item: StreamItem): item is Revoked => item.type === 'r
 const GAP_WAIT_MS = 1500;
 
 /**
- * The events of one conversation for one viewer, in order. Messages carry their sequence
- * number: one that arrives ahead of an earlier one (two instances publishing at once) is held
- * until the earlier one arrives, or fetched if it does not. Typing of the viewer themself is
- * left out, and the stream ends as soon as the viewer is removed from the conversation.
+ * The events of one conversation for one viewer, in order, decided as each event arrives.
+ * Messages carry their sequence number: one that arrives ahead of an earlier one (two
+ * instances publishing at once) is held until the earlier one arrives, or until the missing
+ * ones are read from the database if they have not come within GAP_WAIT_MS. Typing of the
+ * viewer themself is left out, and the stream ends as soon as the viewer is removed from the
+ * conversation.
  */
-export async function* conversationStream(
+export function conversationStream(
   ctx: Context,
-  events: EventStream,
+  events: EventStream<StreamItem>,
   conversation: { id: number; kind: string },
   nextSeq: number,
-): AsyncGenerator<StreamItem> {
+): EventStream<StreamItem> {
   const me = ctx.viewer!.id;
   const held = new Map<number, Added>();
   let expected = nextSeq;
-  let pending: Promise<IteratorResult<BusEvent>> | undefined;
+  let gapTimer: NodeJS.Timeout | undefined;
+  /** Events that arrive while missing messages are read: they follow those. */
+  let backlog: BusEvent[] | undefined;
 
-  const deliverInOrder = function* (): Generator<Added> {
+  const releaseInOrder = () => {
     while (held.has(expected)) {
       const event = held.get(expected)!;
       held.delete(expected);
       expected++;
-      yield event;
+      events.emit(event);
+    }
+    if (held.size === 0) {
+      clearTimeout(gapTimer);
+      gapTimer = undefined;
+    } else gapTimer ??= setTimeout(() => void fillGap(), GAP_WAIT_MS);
+  };
+
+  const fillGap = async () => {
+    gapTimer = undefined;
+    if (events.isClosed) return;
+    backlog = [];
+    try {
+      const firstHeld = Math.min(...held.keys());
+      const missing = await ctx.db.message.findMany({
+        where: { conversationId: conversation.id, seq: { gte: expected, lt: firstHeld } },
+        include: messageInclude,
+        orderBy: { seq: 'asc' },
+      });
+      for (const m of missing) {
+        if (!m.deletedAt) events.emit(delivered(ctx, { type: 'messageAdded', conversationId: m.conversationId, message: messageSnapshot(m) }));
+      }
+      expected = firstHeld;
+      releaseInOrder();
+    } catch (err) {
+      events.finish(err);
+    } finally {
+      const arrived = backlog;
+      backlog = undefined;
+      arrived.forEach(accept);
     }
   };
 
-  try {
-    for (;;) {
-      pending ??= events.next();
-      const result = held.size > 0 ? await withTimeout(pending, GAP_WAIT_MS) : await pending;
-      if (result === 'timeout') {
-        const firstHeld = Math.min(...held.keys());
-        const missing = await ctx.db.message.findMany({
-          where: { conversationId: conversation.id, seq: { gte: expected, lt: firstHeld } },
-          include: messageInclude,
-          orderBy: { seq: 'asc' },
-        });
-        for (const m of missing) {
-          if (!m.deletedAt) yield delivered(ctx, { type: 'messageAdded', conversationId: m.conversationId, message: messageSnapshot(m) });
-        }
-        expected = firstHeld;
-        yield* deliverInOrder();
-        continue;
-      }
-      pending = undefined;
-      if (result.done) return;
-      const event = result.value;
-      switch (event.type) {
-        case 'messageAdded': {
-          const { seq } = event.message;
-          if (seq < expected) break; // already delivered (or from before this subscription)
-          if (seq === expected && held.size === 0) {
-            // The usual case, kept cheap: the next message, with nothing held back.
-            expected++;
-            yield delivered(ctx, event);
-            break;
-          }
-          held.set(seq, delivered(ctx, event));
-          yield* deliverInOrder();
-          break;
-        }
-        case 'memberRemoved':
-          if (event.userId === me && conversation.kind !== 'PUBLIC') {
-            yield { type: 'revoked' };
-            return;
-          }
-          break;
-        case 'typing':
-          if (event.user.id !== me) yield event;
-          break;
-        default:
-          yield event;
-      }
+  const accept = (event: BusEvent) => {
+    if (backlog) {
+      backlog.push(event);
+      return;
     }
-  } finally {
-    await events.return();
-  }
+    switch (event.type) {
+      case 'messageAdded': {
+        const { seq } = event.message;
+        if (seq < expected) return; // already delivered (or from before this subscription)
+        if (seq === expected && held.size === 0) {
+          // The usual case, kept cheap: the next message, with nothing held back.
+          expected++;
+          events.emit(delivered(ctx, event));
+          return;
+        }
+        held.set(seq, delivered(ctx, event));
+        releaseInOrder();
+        return;
+      }
+      case 'memberRemoved':
+        if (event.userId === me && conversation.kind !== 'PUBLIC') {
+          clearTimeout(gapTimer);
+          events.emit({ type: 'revoked' });
+          events.finish();
+        }
+        return;
+      case 'typing':
+        if (event.user.id !== me) events.emit(event);
+        return;
+      default:
+        events.emit(event);
+    }
+  };
+
+  return events.through(accept);
 }
 
 /**
@@ -106,21 +123,11 @@ function delivered(ctx: Context, event: Added): Added {
  * Everything addressed to one user, with deliveries recorded as they go out. A new message is
  * also an update of its conversation, announced right after it (one publish serves both).
  */
-export async function* userStream(ctx: Context, events: EventStream): AsyncGenerator<StreamItem> {
-  try {
-    for await (const event of events) {
-      if (event.type === 'messageAdded') {
-        yield delivered(ctx, event);
-        yield { type: 'conversationUpdated', conversationId: event.conversationId };
-      } else if (event.type === 'conversationUpdated' || event.type === 'call') yield event;
-    }
-  } finally {
-    await events.return();
-  }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ms)));
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+export function userStream(ctx: Context, events: EventStream<StreamItem>): EventStream<StreamItem> {
+  return events.through((event) => {
+    if (event.type === 'messageAdded') {
+      events.emit(delivered(ctx, event));
+      events.emit({ type: 'conversationUpdated', conversationId: event.conversationId });
+    } else if (event.type === 'conversationUpdated' || event.type === 'call') events.emit(event);
+  });
 }

@@ -22,7 +22,7 @@ const PresenceEvent = builder.objectRef<PresenceChange>('PresenceEvent').impleme
 
 const MAX_WATCHED = 200;
 
-async function* presenceStream(ctx: Context, ids: number[], changes: EventStream): AsyncGenerator<PresenceChange> {
+async function* presenceStream(ctx: Context, ids: number[], changes: EventStream<PresenceChange>): AsyncGenerator<PresenceChange> {
   try {
     const [online, users] = await Promise.all([
       ctx.presence.isOnline(ids),
@@ -32,7 +32,7 @@ async function* presenceStream(ctx: Context, ids: number[], changes: EventStream
       const isOnline = online[ids.indexOf(user.id)];
       yield { type: 'presence', userId: user.id, isOnline, lastSeenAt: user.lastSeenAt?.toISOString() ?? null };
     }
-    yield* changes as AsyncIterable<PresenceChange>;
+    yield* changes;
   } finally {
     await changes.return();
   }
@@ -50,7 +50,7 @@ builder.subscriptionFields((t) => ({
       if (ids.length > MAX_WATCHED || ids.some((id) => !Number.isSafeInteger(id))) {
         throw badInput({ userIds: `must be at most ${MAX_WATCHED} numeric user ids` });
       }
-      return ctx.bus.stream(ids.map(topics.presence), (changes) => presenceStream(ctx, ids, changes));
+      return ctx.bus.stream<PresenceChange>(ids.map(topics.presence), (changes) => presenceStream(ctx, ids, changes));
     },
     resolve: (event) => event,
   }),
