@@ -139,6 +139,27 @@ describe('the message writer', () => {
     expect(stored.map((m) => m.seq - stored[0].seq)).toEqual([0, 1, 2, 3]);
     expect([...stored].sort((a, b) => a.id - b.id)).toEqual(stored);
   });
+
+  it('numbers each conversation’s messages in the order they arrived when one statement writes several conversations', async () => {
+    const groups = await Promise.all(
+      ['one', 'two'].map((title) => gql(server, CreateConversation, { input: { kind: 'GROUP', title, participantIds: [bob.id] } }, alice.accessToken)),
+    );
+    const targets = [conversationId, ...groups.map((g) => g.data!.createConversation.id)].map(Number);
+    const { messageWriter } = server.app.services;
+    // Interleaved: while the first statement runs, the rest queue up and go out together.
+    const arrivals = Array.from({ length: 30 }, (_, i) => ({ conversationId: targets[i % 3], content: `arrival ${i}` }));
+    const stored = await Promise.all(
+      arrivals.map((a) =>
+        messageWriter.write({ ...a, senderId: Number(alice.id), kind: 'TEXT', replyToId: null, clientId: null, fileIds: [] }).then((row) => row!),
+      ),
+    );
+    for (const target of targets) {
+      const mine = stored.filter((m) => m.conversationId === target);
+      expect(mine).toHaveLength(10);
+      expect(mine.map((m) => m.seq - mine[0].seq)).toEqual(Array.from({ length: 10 }, (_, i) => i));
+      expect([...mine].sort((a, b) => a.id - b.id)).toEqual(mine);
+    }
+  });
 });
 
 describe('editMessage and deleteMessage', () => {
