@@ -72,11 +72,14 @@ export class SharedEventResults {
         results.set(key, { result: first, shareable: !read });
         return first;
       }
-      results.set(key, first.then((result) => {
-        const verdict = { result, shareable: !read };
-        results.set(key, verdict);
-        return verdict;
-      }));
+      const verdict = first.then((result) => {
+        const known = { result, shareable: !read };
+        results.set(key, known);
+        return known;
+      });
+      // A failure reaches this subscriber through `first`, and any later one through `verdict`.
+      verdict.catch(() => {});
+      results.set(key, verdict);
       return first;
     };
 

@@ -241,7 +241,7 @@ export class EventStream<T = BusEvent> implements AsyncIterableIterator<T> {
   /** No more items: the reader gets what is queued, then the end (or `failure`). */
   private closed = false;
   private failure?: { error: unknown };
-  private cleanup?: () => void;
+  private readonly cleanups: Array<() => void> = [];
 
   /** An event from the bus. */
   push(event: BusEvent): void {
@@ -273,20 +273,22 @@ export class EventStream<T = BusEvent> implements AsyncIterableIterator<T> {
   finish(error?: unknown): void {
     if (this.closed) return;
     this.closed = true;
-    if (error !== undefined) this.failure = { error };
-    this.release();
+    for (const cleanup of this.cleanups.splice(0)) cleanup();
     const waiting = this.waiting;
     this.waiting = undefined;
-    if (waiting && this.failure) waiting.reject(this.failure.error);
-    else waiting?.resolve({ value: undefined, done: true });
+    if (error === undefined) waiting?.resolve({ value: undefined, done: true });
+    else if (waiting) waiting.reject(error);
+    else this.failure = { error };
   }
 
   get isClosed(): boolean {
     return this.closed;
   }
 
+  /** Runs `cleanup` once the stream ends, however it ends. */
   onEnd(cleanup: () => void): void {
-    this.cleanup = cleanup;
+    if (this.closed) cleanup();
+    else this.cleanups.push(cleanup);
   }
 
   next(): Promise<IteratorResult<T>> {
@@ -310,12 +312,6 @@ export class EventStream<T = BusEvent> implements AsyncIterableIterator<T> {
 
   [Symbol.asyncIterator](): this {
     return this;
-  }
-
-  private release() {
-    const cleanup = this.cleanup;
-    this.cleanup = undefined;
-    cleanup?.();
   }
 }
 

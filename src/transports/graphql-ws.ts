@@ -27,6 +27,8 @@ function jsonOf(result: ExecutionResult): string {
 }
 
 class GraphQLSocket extends WebSocket {
+  private holding = false;
+
   /**
    * Holds this socket's frames until the microtasks now running have run: a query's or
    * mutation's result and the `complete` graphql-ws sends right after it then leave in one
@@ -35,9 +37,25 @@ class GraphQLSocket extends WebSocket {
    */
   holdFramesForThisTurn(): void {
     const tcp = (this as unknown as { _socket?: Socket | null })._socket;
-    if (!tcp || tcp.writableCorked > 0) return;
+    if (!tcp || this.holding) return;
+    this.holding = true;
     tcp.cork();
-    process.nextTick(() => tcp.uncork());
+    process.nextTick(() => {
+      this.holding = false;
+      tcp.uncork();
+    });
+  }
+
+  /**
+   * graphql-ws sends `complete` once the result's frame is written, which while frames are
+   * held would be after the uncork, in a write of its own. A held frame is in the socket's
+   * buffer, in order, so it counts as sent.
+   */
+  override send(data: unknown, ...rest: unknown[]): void {
+    const send = super.send as (...args: unknown[]) => void;
+    if (!this.holding) return send.call(this, data, ...rest);
+    send.call(this, data, ...rest.filter((r) => typeof r !== 'function'));
+    (rest.find((r) => typeof r === 'function') as (() => void) | undefined)?.();
   }
 }
 

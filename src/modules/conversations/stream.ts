@@ -36,17 +36,21 @@ export function conversationStream(
   let backlog: BusEvent[] | undefined;
 
   const releaseInOrder = () => {
+    const before = expected;
     while (held.has(expected)) {
       const event = held.get(expected)!;
       held.delete(expected);
       expected++;
       events.emit(event);
     }
-    if (held.size === 0) {
+    // A gap waits GAP_WAIT_MS from when it opened: one that is new (or that moved) starts anew.
+    if (held.size === 0 || expected !== before) {
       clearTimeout(gapTimer);
       gapTimer = undefined;
-    } else gapTimer ??= setTimeout(() => void fillGap(), GAP_WAIT_MS);
+    }
+    if (held.size > 0) gapTimer ??= setTimeout(() => void fillGap(), GAP_WAIT_MS);
   };
+  events.onEnd(() => clearTimeout(gapTimer));
 
   const fillGap = async () => {
     gapTimer = undefined;
@@ -59,6 +63,7 @@ export function conversationStream(
         include: messageInclude,
         orderBy: { seq: 'asc' },
       });
+      if (events.isClosed) return; // the subscriber left meanwhile: nothing reached them
       for (const m of missing) {
         if (!m.deletedAt) events.emit(delivered(ctx, { type: 'messageAdded', conversationId: m.conversationId, message: messageSnapshot(m) }));
       }
@@ -69,7 +74,7 @@ export function conversationStream(
     } finally {
       const arrived = backlog;
       backlog = undefined;
-      arrived.forEach(accept);
+      if (!events.isClosed) arrived.forEach(accept);
     }
   };
 
@@ -94,7 +99,6 @@ export function conversationStream(
       }
       case 'memberRemoved':
         if (event.userId === me && conversation.kind !== 'PUBLIC') {
-          clearTimeout(gapTimer);
           events.emit({ type: 'revoked' });
           events.finish();
         }
