@@ -156,6 +156,25 @@ describe('conversationEvents', () => {
     expect(await events.next()).toMatchObject({ done: true });
     await ws.client.dispose();
   });
+
+  it('gets every message, in order, after reading nothing while megabytes were sent to it', async () => {
+    const id = await directBetween(server, alice, bob);
+    const { ws, events, first } = await watch(bob, id);
+    const socket = await ws.socket;
+    socket.pause();
+    const filler = 'x'.repeat(8000);
+    const sent: string[] = [];
+    for (let round = 0; round < 30; round++) {
+      const batch = await Promise.all(Array.from({ length: 20 }, (_, i) => send(server, alice, id, `${round * 20 + i} ${filler}`)));
+      sent.push(...batch.map((m) => m.id));
+    }
+    socket.resume();
+    const received = [(await first).value!];
+    while (received.length < sent.length) received.push(await nextEvent(events, `message ${received.length + 1} of ${sent.length}`));
+    const ids = received.map((r) => (r.data!.conversationEvents as { message: { id: string } }).message.id);
+    expect(ids).toEqual([...sent].sort((a, b) => Number(a) - Number(b)));
+    await ws.client.dispose();
+  });
 });
 
 const PrivateSenderFields = graphql(`

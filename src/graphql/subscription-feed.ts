@@ -2,9 +2,10 @@ import type { ExecutionResult } from 'graphql';
 
 /**
  * A transport's direct line to the client of one subscription (graphql-ws sets it on the
- * operation's context): sends one result, as the transport's own loop would have.
+ * operation's context): sends one result, as the transport's own loop would have, and says
+ * false instead when the client is not keeping up, so the result waits its turn.
  */
-export type PushResult = (result: ExecutionResult) => void;
+export type PushResult = (result: ExecutionResult) => boolean;
 
 type Entry<R> = { value: R } | { error: unknown } | { end: true };
 const DONE = { value: undefined, done: true } as const;
@@ -17,13 +18,15 @@ const DONE = { value: undefined, done: true } as const;
  * one and the result has no errors: the chain of iterators between an event and the socket
  * (envelop's error masking, graphql-ws's loop and its frame) then runs once per subscription
  * rather than once per event, and that chain cost more per delivery than writing the frame.
- * A result with errors, and any that comes while an earlier one is still on its way through
- * the chain, takes the chain: errors are masked as always and the order is kept.
+ * A result with errors, any that comes while an earlier one is still on its way through the
+ * chain, and any that `push` declines, takes the chain: errors are masked as always, the order
+ * is kept, and a client that reads slowly is sent to at its own pace, as before (the chain
+ * waits for each write), with results queued here rather than frames in its socket.
  */
 export function subscriptionFeed<T, R extends ExecutionResult>(
   source: AsyncIterator<T>,
   map: (event: T) => R | Promise<R>,
-  push?: (result: R) => void,
+  push?: (result: R) => boolean,
 ): AsyncIterableIterator<R> {
   const queue: Array<Entry<R>> = [];
   /** Set while the transport waits in `next()`; the queue is empty then. */
@@ -38,8 +41,8 @@ export function subscriptionFeed<T, R extends ExecutionResult>(
   };
   const accept = (result: R) => {
     if (ended) return;
-    if (push && waiting && !result.errors?.length) push(result);
-    else settle({ value: result });
+    if (push && waiting && !result.errors?.length && push(result)) return;
+    settle({ value: result });
   };
   const unwrap = (entry: Entry<R>): IteratorResult<R> => {
     if ('value' in entry) return { value: entry.value, done: false };

@@ -17,6 +17,12 @@ type EnvelopedArgs = ExecutionArgs & {
   rootValue: { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown };
 };
 
+/**
+ * Bytes waiting in a socket beyond which its client counts as not keeping up: its results then
+ * go through graphql-ws's loop, which waits for each write. A client that reads has about none.
+ */
+const PUSH_BACKLOG_LIMIT = 64 * 1024;
+
 /** The JSON of a result shared by subscribers (graphql/shared-results.ts), made once for all. */
 const resultJson = new WeakMap<ExecutionResult, string>();
 
@@ -115,7 +121,11 @@ export function createGraphQLWebSocketServer(
         // the server's time under load).
         const frameStart = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
         context.pushResult = (result) => {
-          if (socket.readyState === socket.OPEN) socket.send(`${frameStart}${jsonOf(result)}}`);
+          // A closed socket drops the result, as graphql-ws's own send does.
+          if (socket.readyState !== socket.OPEN) return true;
+          if (socket.bufferedAmount > PUSH_BACKLOG_LIMIT) return false;
+          socket.send(`${frameStart}${jsonOf(result)}}`);
+          return true;
         };
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped(context);
         const document = parse(payload.query);

@@ -52,14 +52,17 @@ export interface WsConnection {
   closed: Promise<{ code: number; reason: string }>;
   /** Resolves once the server acknowledged the connection. */
   connected: Promise<void>;
+  /** The client's socket, once connected (to stop and resume reading, say). */
+  socket: Promise<WebSocket>;
 }
 
 /** A graphql-ws client as an app would open it, authenticated by `connection_init`. */
 export function connectWs(server: Pick<TestServer, 'wsUrl'>, token?: string): WsConnection {
   let onClosed!: (value: { code: number; reason: string }) => void;
-  let onConnected!: () => void;
+  let onConnected!: (socket: WebSocket) => void;
   const closed = new Promise<{ code: number; reason: string }>((resolve) => (onClosed = resolve));
-  const connected = new Promise<void>((resolve) => (onConnected = resolve));
+  const socket = new Promise<WebSocket>((resolve) => (onConnected = resolve));
+  const connected = socket.then(() => undefined);
   const client = createClient({
     url: server.wsUrl,
     webSocketImpl: WebSocket,
@@ -67,7 +70,7 @@ export function connectWs(server: Pick<TestServer, 'wsUrl'>, token?: string): Ws
     retryAttempts: 0,
     connectionParams: token ? { authorization: `Bearer ${token}` } : {},
     on: {
-      connected: () => onConnected(),
+      connected: (ws) => onConnected(ws as WebSocket),
       closed: (event) => {
         const e = event as { code: number; reason: string | Buffer };
         onClosed({ code: e.code, reason: String(e.reason) });
@@ -75,7 +78,7 @@ export function connectWs(server: Pick<TestServer, 'wsUrl'>, token?: string): Ws
     },
     onNonLazyError: () => {},
   });
-  return { client, closed, connected };
+  return { client, closed, connected, socket };
 }
 
 /** Subscribes and returns an iterator whose `next()` waits for the next event. */
