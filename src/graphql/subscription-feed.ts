@@ -1,4 +1,5 @@
 import type { ExecutionResult } from 'graphql';
+import { EventStream } from '../lib/events.ts';
 
 /**
  * A transport's direct line to the client of one subscription (graphql-ws sets it on the
@@ -7,12 +8,10 @@ import type { ExecutionResult } from 'graphql';
  */
 export type PushResult = (result: ExecutionResult) => boolean;
 
-type Entry<R> = { value: R } | { error: unknown } | { end: true };
-const DONE = { value: undefined, done: true } as const;
-
 /**
  * A subscription's results: `source`'s events, read as they come and turned into results by
- * `map`. Ending the feed ends `source` at once, so a client going away releases its topics.
+ * `map`, queued for the transport in an EventStream. Ending the feed ends `source` at once,
+ * so a client going away releases its topics.
  *
  * Given `push`, a result goes straight to it whenever the transport is waiting for the next
  * one and the result has no errors: the chain of iterators between an event and the socket
@@ -28,79 +27,22 @@ export function subscriptionFeed<T, R extends ExecutionResult>(
   map: (event: T) => R | Promise<R>,
   push?: (result: R) => boolean,
 ): AsyncIterableIterator<R> {
-  const queue: Array<Entry<R>> = [];
-  /** Set while the transport waits in `next()`; the queue is empty then. */
-  let waiting: ((entry: Entry<R>) => void) | undefined;
-  let ended = false;
-
-  const settle = (entry: Entry<R>) => {
-    const resolve = waiting;
-    waiting = undefined;
-    if (resolve) resolve(entry);
-    else queue.push(entry);
-  };
-  const accept = (result: R) => {
-    if (ended) return;
-    if (push && waiting && !result.errors?.length && push(result)) return;
-    settle({ value: result });
-  };
-  const unwrap = (entry: Entry<R>): IteratorResult<R> => {
-    if ('value' in entry) return { value: entry.value, done: false };
-    if ('error' in entry) throw entry.error;
-    return DONE;
-  };
-
+  const results = new EventStream<R>();
+  results.onEnd(() => void source.return?.());
   void (async () => {
     try {
       for (;;) {
         const next = await source.next();
-        if (ended) return;
-        if (next.done) break;
-        const result = map(next.value);
-        accept(result instanceof Promise ? await result : result);
+        if (next.done || results.isClosed) break;
+        const mapped = map(next.value);
+        const result = mapped instanceof Promise ? await mapped : mapped;
+        if (push && results.isReaderWaiting && !result.errors?.length && push(result)) continue;
+        results.emit(result);
       }
-      if (!ended) {
-        ended = true;
-        settle({ end: true });
-      }
+      results.finish();
     } catch (error) {
-      if (ended) return;
-      ended = true;
-      settle({ error }); // the subscription ends with the error: release its topics
-      await source.return?.();
+      results.finish(error); // the subscription ends with the error, and releases its topics
     }
   })();
-
-  return {
-    next() {
-      const entry = queue.shift();
-      if (entry) return new Promise((resolve) => resolve(unwrap(entry)));
-      if (ended) return Promise.resolve(DONE);
-      return new Promise((resolve, reject) => {
-        waiting = (entry) => {
-          try {
-            resolve(unwrap(entry));
-          } catch (err) {
-            reject(err);
-          }
-        };
-      });
-    },
-    async return() {
-      ended = true;
-      queue.length = 0;
-      const resolve = waiting;
-      waiting = undefined;
-      resolve?.({ end: true });
-      await source.return?.();
-      return DONE;
-    },
-    async throw(error?: unknown) {
-      await this.return!();
-      throw error;
-    },
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
+  return results;
 }

@@ -285,6 +285,11 @@ export class EventStream<T = BusEvent> implements AsyncIterableIterator<T> {
     return this.closed;
   }
 
+  /** The reader is waiting in `next()` (so nothing is queued). */
+  get isReaderWaiting(): boolean {
+    return this.waiting !== undefined;
+  }
+
   /** Runs `cleanup` once the stream ends, however it ends. */
   onEnd(cleanup: () => void): void {
     if (this.closed) cleanup();

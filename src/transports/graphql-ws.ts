@@ -57,11 +57,15 @@ class GraphQLSocket extends WebSocket {
    * held would be after the uncork, in a write of its own. A held frame is in the socket's
    * buffer, in order, so it counts as sent.
    */
-  override send(data: unknown, ...rest: unknown[]): void {
-    const send = super.send as (...args: unknown[]) => void;
-    if (!this.holding) return send.call(this, data, ...rest);
-    send.call(this, data, ...rest.filter((r) => typeof r !== 'function'));
-    (rest.find((r) => typeof r === 'function') as (() => void) | undefined)?.();
+  override send(data: unknown, options?: unknown, cb?: unknown): void {
+    const send = super.send as (data: unknown, options?: unknown, cb?: unknown) => void;
+    if (typeof options === 'function') {
+      cb = options;
+      options = undefined;
+    }
+    if (!this.holding) return send.call(this, data, options, cb);
+    send.call(this, data, options);
+    (cb as (() => void) | undefined)?.();
   }
 }
 
