@@ -115,29 +115,57 @@ describe('conversationEvents', () => {
     await ws.client.dispose();
   });
 
-  it('fills a gap from the database when an event is lost, keeping the order', async () => {
-    const id = await directBetween(server, alice, bob);
-    const { ws, events, first } = await watch(bob, id);
-    // Fault injection: the bus loses the next message event of this conversation.
+  /** Fault injection: the bus loses the next message event of conversation `id`. Returns the repair. */
+  function loseNextMessageEvent(id: string) {
     const bus = server.app.services.bus;
     const publish = bus.publish.bind(bus);
     let lost = false;
+    const conversationTopic = `conversation:${id}`;
     bus.publish = async (topic, event) => {
-      if (!lost && topic === `conversation:${id}` && event.type === 'messageAdded') {
+      const list = typeof topic === 'string' ? [topic] : topic;
+      if (!lost && event.type === 'messageAdded' && list.includes(conversationTopic)) {
         lost = true;
-        return;
+        const others = list.filter((t) => t !== conversationTopic);
+        return others.length > 0 ? publish(others, event) : undefined;
       }
       return publish(topic, event);
     };
+    return () => (bus.publish = publish);
+  }
+  const messageId = (r: { data?: { conversationEvents: unknown } | null }) => (r.data!.conversationEvents as { message: { id: string } }).message.id;
+
+  it('fills a gap from the database when an event is lost, keeping the order', async () => {
+    const id = await directBetween(server, alice, bob);
+    const { ws, events, first } = await watch(bob, id);
+    const repair = loseNextMessageEvent(id);
     try {
       const m1 = await send(server, alice, id, 'lost on the bus');
       const m2 = await send(server, alice, id, 'arrives');
-      const got = [(await first).value!, await nextEvent(events, 'the next message')].map(
-        (r) => (r.data!.conversationEvents as { message: { id: string } }).message.id,
-      );
+      const got = [(await first).value!, await nextEvent(events, 'the next message')].map(messageId);
       expect(got).toEqual([m1.id, m2.id]);
     } finally {
-      bus.publish = publish;
+      repair();
+    }
+    await ws.client.dispose();
+  });
+
+  it('fills a gap while messages keep coming, not only once they stop', async () => {
+    const id = await directBetween(server, alice, bob);
+    const { ws, first } = await watch(bob, id);
+    const repair = loseNextMessageEvent(id);
+    try {
+      const lost = await send(server, alice, id, 'lost on the bus');
+      let arrived = false;
+      void first.then(() => (arrived = true));
+      // A message every 400 ms for up to 4 s: the gap (filled after about 1.5 s) must not wait for a pause.
+      for (let i = 0; i < 10 && !arrived; i++) {
+        await send(server, alice, id, `steady ${i}`);
+        await new Promise((resolve) => setTimeout(resolve, 400));
+      }
+      expect(arrived).toBe(true);
+      expect(messageId((await first).value!)).toBe(lost.id);
+    } finally {
+      repair();
     }
     await ws.client.dispose();
   });
