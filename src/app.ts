@@ -10,10 +10,12 @@ import { EventBus, topics } from './lib/events.ts';
 import { createLogger, type Logger } from './lib/logger.ts';
 import { migrate } from './lib/migrate.ts';
 import { MemoryPresenceStore, RedisPresenceStore } from './lib/presence-store.ts';
+import { RateLimits } from './lib/rate-limit.ts';
 import { loadJwtSecret, loadVapidKeys } from './lib/secrets.ts';
 import { TokenService } from './lib/tokens.ts';
 import { ensureAdmin } from './modules/auth/service.ts';
 import { SessionCache } from './modules/auth/sessions.ts';
+import { LoginThrottle } from './modules/auth/throttle.ts';
 import { CallTimer } from './modules/calls/timer.ts';
 import { ensureDefaultRoom } from './modules/conversations/service.ts';
 import { TypingTimers } from './modules/conversations/typing.ts';
@@ -23,14 +25,34 @@ import { PresenceService } from './modules/presence/service.ts';
 import { createGraphQLWebSocketServer } from './transports/graphql-ws.ts';
 import { SocketRegistry } from './transports/socket-registry.ts';
 import { sendJson } from './transports/http.ts';
-import { handleMultipart } from './transports/multipart.ts';
+import { handleMultipart } from './transports/graphql-multipart.ts';
 import { serveFile } from './modules/files/http.ts';
 import { createStorage } from './storage/storage.ts';
 import { restDialects, socketDialects } from './compat/dialects.ts';
 import { Gateway } from './compat/gateway.ts';
-import { RateLimits } from './compat/rate-limit.ts';
 import { RestRouter } from './compat/rest.ts';
 import { createSocketIoServer } from './transports/socket-io.ts';
+
+/** Largest JSON body of a GraphQL request: an operation and its variables (files go by multipart). */
+const MAX_GRAPHQL_BODY = 1024 * 1024;
+
+/**
+ * Why a GraphQL request's body is refused before Yoga reads it, if it is: Yoga would read any
+ * body into memory whole, so its size must be known (a Content-Length, as every GraphQL client
+ * sends) and at most MAX_GRAPHQL_BODY.
+ */
+function bodyRefusal(req: http.IncomingMessage): { status: number; code: string; message: string } | null {
+  if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return null;
+  const length = req.headers['content-length'];
+  if (length === undefined) {
+    if (!req.headers['transfer-encoding']) return null;
+    return { status: 411, code: 'BAD_USER_INPUT', message: 'Send the request with a Content-Length header' };
+  }
+  if (Number(length) > MAX_GRAPHQL_BODY) {
+    return { status: 413, code: 'PAYLOAD_TOO_LARGE', message: `A GraphQL request may be at most ${MAX_GRAPHQL_BODY} bytes; send files by multipart upload` };
+  }
+  return null;
+}
 
 export interface App {
   /** Listens on `port` (0 picks a free one) and resolves with the URL it serves. */
@@ -66,6 +88,9 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
       tokens: new TokenService(await loadJwtSecret(config), config.ACCESS_TOKEN_TTL),
       sessions: new SessionCache(),
       vapid: await loadVapidKeys(config),
+      limits: new RateLimits(bus.redisClient, config.RATE_LIMITS === 'on'),
+      loginThrottle: new LoginThrottle(bus.redisClient, config.LOGIN_MAX_FAILURES, config.LOGIN_LOCK_SECONDS),
+      counters: { operationsTimedOut: 0, operationsAbandoned: 0 },
       log,
     };
     await Promise.all([ensureAdmin(services), ensureDefaultRoom(services)]);
@@ -88,32 +113,45 @@ async function assemble(services: Services, database: Database, instanceId: stri
     registry.handleControl(event);
   });
   const gateway = new Gateway(yoga);
-  const rest = new RestRouter(services, gateway, new RateLimits(bus.redisClient, config.RATE_LIMITS === 'on'), restDialects);
+  const rest = new RestRouter(services, gateway, restDialects);
   const startedAt = Date.now();
 
   const server = http.createServer((req, res) => {
+    const fail = (err: unknown) => {
+      log.error({ err, url: req.url }, 'request failed');
+      if (!res.headersSent) sendJson(res, 500, { error: 'Internal error' });
+      else res.destroy();
+    };
+    try {
+      route(req, res, fail);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+  function route(req: http.IncomingMessage, res: http.ServerResponse, fail: (err: unknown) => void) {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const { pathname } = url;
     // Every request gets an id (the client's own if it sent one): logged with the operation
     // and echoed in the response, so a user can quote it.
     req.headers['x-request-id'] ||= randomUUID();
-    const fail = (err: unknown) => {
-      log.error({ err }, 'request failed');
-      if (!res.headersSent) sendJson(res, 500, { error: 'Internal error' });
-      else res.destroy();
-    };
     if (pathname === '/health') return void health(res);
     if (pathname === '/metrics') return void sendJson(res, 200, metrics());
     if (pathname === '/graphql' && req.method === 'POST' && /^multipart\/form-data/i.test(req.headers['content-type'] ?? '')) {
       return void handleMultipart(services, yoga, req, res).catch(fail);
     }
-    if (pathname === '/graphql' || pathname.startsWith('/graphql/')) return void yoga.handle(req, res);
+    if (pathname === '/graphql' || pathname.startsWith('/graphql/')) {
+      const refusal = bodyRefusal(req);
+      if (refusal) return void sendJson(res, refusal.status, { errors: [{ message: refusal.message, extensions: { code: refusal.code } }] }, { connection: 'close' });
+      return void yoga.handle(req, res);
+    }
     if ((pathname.startsWith('/files/') || pathname.startsWith('/avatars/')) && (req.method === 'GET' || req.method === 'HEAD')) {
       return void serveFile(services, req, res, url).catch(fail);
     }
     if (rest.handle(req, res, url)) return;
     sendJson(res, 404, { error: 'Not found', path: pathname });
-  });
+  }
+
   const socketIo = createSocketIoServer(server, services, gateway, registry, socketDialects);
   server.on('upgrade', (req, socket, head) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -154,6 +192,9 @@ async function assemble(services: Services, database: Database, instanceId: stri
       redisChannels: bus.mode === 'redis' ? listening : 0,
       // Subscription results computed, and reused for another subscriber of the same selection.
       eventResults: { ...eventResults.stats },
+      // Queries and mutations stopped by the time budget, and because their client had gone.
+      operationsTimedOut: services.counters.operationsTimedOut,
+      operationsAbandoned: services.counters.operationsAbandoned,
     };
   }
 

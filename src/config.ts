@@ -51,6 +51,16 @@ const schema = z.object({
   /** Comma-separated browser origins allowed by CORS; `*` allows any. */
   CORS_ORIGINS: z.string().default('*'),
   TRUST_PROXY: z.enum(['true', 'false']).default('false'),
+  /** Largest cost one GraphQL operation may have (each field 1, each list's selection times its page). */
+  QUERY_MAX_COST: z.coerce.number().int().min(1).default(20_000),
+  /** Deepest selection one operation may nest (introspection aside). */
+  QUERY_MAX_DEPTH: z.coerce.number().int().min(1).default(12),
+  /** Aliases one operation may use. */
+  QUERY_MAX_ALIASES: z.coerce.number().int().min(0).default(30),
+  /** Seconds a query may run before it is stopped (mutations and subscriptions are not cut short by time). */
+  OPERATION_TIMEOUT: z.coerce.number().positive().default(10),
+  /** Operations one graphql-ws socket may have running at once (subscriptions included). */
+  WS_MAX_OPERATIONS: z.coerce.number().int().min(1).default(100),
   /** Seconds SIGTERM waits for open requests before closing the rest. */
   SHUTDOWN_GRACE: z.coerce.number().min(0).default(10),
 });

@@ -14,6 +14,12 @@ try {
 const log = createLogger(config.LOG_LEVEL);
 const app = await buildApp(config, log);
 await app.start();
+// The last net under every request handler, once serving (a failed start still ends the
+// process): an error that escapes one (a stream's error event nobody listened to, a promise
+// nobody awaited) is logged, and the server keeps serving the others instead of ending every
+// connection with it. Each such log line is a bug to fix.
+process.on('uncaughtException', (err) => log.fatal({ err }, 'uncaught exception; still serving'));
+process.on('unhandledRejection', (err) => log.fatal({ err }, 'unhandled rejection; still serving'));
 log.info({ startupMs: Math.round(performance.now() - startedAt) }, 'ready');
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

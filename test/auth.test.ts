@@ -4,6 +4,7 @@ import { graphql } from './generated/index.ts';
 import { code, gql, signUp } from './helpers/clients.ts';
 import { BanUser, Login, Me, Register } from './helpers/operations.ts';
 import { startServer, TEST_JWT_SECRET, uniqueName, type TestServer } from './helpers/server.ts';
+import { LoginThrottle } from '../src/modules/auth/throttle.ts';
 
 const Refresh = graphql(`
   mutation Refresh($refreshToken: String!, $deviceId: String) {
@@ -32,6 +33,8 @@ beforeAll(async () => {
     ADMIN_PASSWORD: admin.password,
     LOGIN_MAX_FAILURES: '3',
     LOGIN_LOCK_SECONDS: '600',
+    // So each test can sign in from an address of its own (X-Forwarded-For), as clients behind a proxy do.
+    TRUST_PROXY: 'true',
   });
 });
 afterAll(() => server?.stop());
@@ -113,15 +116,59 @@ describe('login', () => {
     expect(wrong.errors![0].message).toBe(unknown.errors![0].message);
   });
 
-  it('locks the account after repeated failures, even for the right password', async () => {
+  it('locks the account from that address after repeated failures, even for the right password', async () => {
     const user = await signUp(server);
+    const from = { 'x-forwarded-for': '203.0.113.10' };
     for (let i = 0; i < 3; i++) {
-      expect(code(await gql(server, Login, { input: { identifier: user.username, password: 'wrong guess' } }))).toBe('UNAUTHENTICATED');
+      expect(code(await gql(server, Login, { input: { identifier: user.username, password: 'wrong guess' } }, undefined, from))).toBe('UNAUTHENTICATED');
     }
-    const locked = await gql(server, Login, { input: { identifier: user.username, password: user.password } });
+    const locked = await gql(server, Login, { input: { identifier: user.username, password: user.password } }, undefined, from);
     expect(code(locked)).toBe('RATE_LIMITED');
     expect(locked.errors![0].message).toMatch(/locked/i);
     expect(locked.errors![0].extensions!.retryAfter).toBeGreaterThan(500);
+  });
+
+  it("does not let a stranger's failures lock the owner out of their own address", async () => {
+    const user = await signUp(server);
+    const stranger = { 'x-forwarded-for': '198.51.100.7' };
+    for (let i = 0; i < 4; i++) await gql(server, Login, { input: { identifier: user.username, password: 'guess guess' } }, undefined, stranger);
+    expect(code(await gql(server, Login, { input: { identifier: user.username, password: user.password } }, undefined, stranger))).toBe('RATE_LIMITED');
+    const owner = await gql(server, Login, { input: { identifier: user.username, password: user.password } }, undefined, { 'x-forwarded-for': '192.0.2.44' });
+    expect(owner.errors).toBeUndefined();
+    expect(owner.data!.login.user.id).toBe(user.id);
+  });
+
+  it('answers an unknown name exactly as an existing account, before and after the limit', async () => {
+    const user = await signUp(server);
+    const from = { 'x-forwarded-for': '203.0.113.99' };
+    const attempts = async (identifier: string) => {
+      const answers = [];
+      for (let i = 0; i < 5; i++) {
+        const result = await gql(server, Login, { input: { identifier, password: 'guess guess' } }, undefined, from);
+        const { message, extensions } = result.errors![0];
+        answers.push({ message, code: extensions!.code, reason: extensions!.reason ?? null });
+      }
+      return answers;
+    };
+    const existing = await attempts(user.username);
+    const unknown = await attempts(uniqueName());
+    expect(unknown).toEqual(existing);
+    expect(existing.map((a) => a.code)).toEqual(['UNAUTHENTICATED', 'UNAUTHENTICATED', 'UNAUTHENTICATED', 'RATE_LIMITED', 'RATE_LIMITED']);
+  });
+
+  it('locks for twice as long after each further lock', async () => {
+    // One second, then two: the throttle the app uses (Redis when set), with short locks.
+    const throttle = new LoginThrottle(server.app.services.bus.redisClient, 2, 1);
+    const key = LoginThrottle.key(null, uniqueName(), '203.0.113.123');
+    await throttle.failed(key);
+    expect(await throttle.lockedFor(key)).toBe(0);
+    await throttle.failed(key);
+    expect(await throttle.lockedFor(key)).toBe(1);
+    while ((await throttle.lockedFor(key)) > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    await throttle.failed(key);
+    await throttle.failed(key);
+    expect(await throttle.lockedFor(key)).toBe(2);
+    await throttle.succeeded(key);
   });
 
   it('has the configured admin account, which can ban; a banned user cannot log in', async () => {

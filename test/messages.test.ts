@@ -60,9 +60,10 @@ describe('sendMessage', () => {
     expect(result.errors![0].extensions!.fields).toHaveProperty(field);
   });
 
-  it('answers NOT_FOUND for a conversation id beyond the database’s integers', async () => {
+  it('refuses a conversation id beyond the database’s integers as bad input, naming it', async () => {
     const result = await gql(server, SendMessage, { input: { conversationId: '2147483648', content: 'too far' } }, alice.accessToken);
-    expect(code(result)).toBe('NOT_FOUND');
+    expect(code(result)).toBe('BAD_USER_INPUT');
+    expect(result.errors![0].extensions!.fields).toHaveProperty('conversationId');
   });
 
   it('accepts exactly 10,000 characters', async () => {

@@ -1,26 +1,14 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
 import type http from 'node:http';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import busboy from 'busboy';
 import * as cookie from 'cookie';
-import { Upload } from 'graphql-upload-minimal';
-import type { Services } from '../graphql/context.ts';
-import { sendJson, transportContext } from '../transports/http.ts';
+import { authenticate, bearerToken, type Services } from '../graphql/context.ts';
+import { clientGoneSignal, sendJson, transportContext } from '../transports/http.ts';
+import { formTmpDir, MultipartError, readForm, type FormFile } from '../transports/multipart.ts';
 import { GatewayError, type Caller, type Data, type Gateway } from './gateway.ts';
 import { corsOrigins } from '../config.ts';
-import { rateLimitHeaders, type Limit, type RateLimits } from './rate-limit.ts';
+import { rateLimitHeaders, type Limit, type RateLimits } from '../lib/rate-limit.ts';
 
 /** A file of a multipart request, kept in a temporary file until the route is done. */
-export interface UploadedFile {
-  filename: string;
-  mimetype: string;
-  size: number;
-  /** For a GraphQL `Upload` variable. */
-  upload(): Upload;
-}
+export type UploadedFile = FormFile;
 
 export interface RestRequest {
   method: string;
@@ -106,12 +94,14 @@ interface CompiledRoute {
 export class RestRouter {
   private readonly dialects: Array<{ dialect: RestDialect; routes: CompiledRoute[] }>;
 
+  private readonly limits: RateLimits;
+
   constructor(
     private readonly services: Services,
     private readonly gateway: Gateway,
-    private readonly limits: RateLimits,
     dialects: RestDialect[],
   ) {
+    this.limits = services.limits;
     this.dialects = dialects.map((dialect) => ({ dialect, routes: dialect.routes.map(compile) }));
   }
 
@@ -146,7 +136,7 @@ export class RestRouter {
     } catch {
       return this.write(res, dialect.errorReply(new GatewayError('NOT_FOUND', 'Not found'), null));
     }
-    const cleanup: string[] = [];
+    const cleanup: Array<() => Promise<void>> = [];
     const request: RestRequest = {
       method,
       path: subpath,
@@ -156,7 +146,7 @@ export class RestRouter {
       files: {},
       headers: req.headers,
       cookies: cookie.parse(req.headers.cookie ?? ''),
-      caller: transportContext(req),
+      caller: transportContext(req, this.services.config, { signal: clientGoneSignal(res) }),
       services: this.services,
       run: (document, variables = {}) => this.gateway.run(document, variables, request.caller),
     };
@@ -168,7 +158,7 @@ export class RestRouter {
       setCookies.push(...((await dialect.authorize?.(request, this.services, this.gateway)) ?? []));
       const limit = dialect.limits?.[route.limit ?? 'default'];
       if (limit) {
-        const who = (await this.identity(request)) ?? `ip:${this.clientAddress(req)}`;
+        const who = (await this.identity(request)) ?? `ip:${request.caller.clientAddress}`;
         const result = await this.limits.consume(`${dialect.name}:${route.limit ?? 'default'}`, limit, who);
         if (result) {
           headers = rateLimitHeaders(result);
@@ -176,6 +166,10 @@ export class RestRouter {
             throw new GatewayError('RATE_LIMITED', `Rate limit exceeded; try again in ${result.retryAfter} seconds`, {}, { retryAfter: result.retryAfter });
           }
         }
+      }
+      // Every route that takes files needs a signed-in user: a stranger's upload is refused unread.
+      if (route.maxFileBytes && !(await authenticate(this.services, bearerToken(request.caller.authorization))).viewer) {
+        throw new GatewayError('UNAUTHENTICATED', 'Authentication required');
       }
       await this.readBody(req, request, route.maxFileBytes ?? 0, cleanup);
       const reply = await route.handle(request);
@@ -185,18 +179,8 @@ export class RestRouter {
       const reply = dialect.errorReply(err, request);
       this.write(res, { ...reply, cookies: [...setCookies, ...(reply.cookies ?? [])] }, headers);
     } finally {
-      await Promise.all(cleanup.map((dir) => rm(dir, { recursive: true, force: true })));
+      await Promise.all(cleanup.map((discard) => discard()));
     }
-  }
-
-  /**
-   * The client's address. Behind a proxy we trust (TRUST_PROXY) it is the last X-Forwarded-For
-   * entry, the one our proxy appended: earlier entries are whatever the client claimed.
-   */
-  private clientAddress(req: http.IncomingMessage): string {
-    const forwarded = req.headers['x-forwarded-for'];
-    const last = (Array.isArray(forwarded) ? forwarded.at(-1) : forwarded)?.split(',').at(-1)?.trim();
-    return this.services.config.TRUST_PROXY === 'true' && last ? last : (req.socket.remoteAddress ?? 'unknown');
   }
 
   /** The signed-in user a limit counts against (their id), from the caller's token. */
@@ -239,7 +223,7 @@ export class RestRouter {
     return true;
   }
 
-  private async readBody(req: http.IncomingMessage, request: RestRequest, maxFileBytes: number, cleanup: string[]) {
+  private async readBody(req: http.IncomingMessage, request: RestRequest, maxFileBytes: number, cleanup: Array<() => Promise<void>>) {
     const type = (req.headers['content-type'] ?? '').toLowerCase();
     if (!req.headers['content-length'] && !req.headers['transfer-encoding']) return;
     if (type.startsWith('multipart/form-data')) return this.readMultipart(req, request, maxFileBytes, cleanup);
@@ -259,53 +243,23 @@ export class RestRouter {
   }
 
   /**
-   * Multipart forms: fields by name, files streamed to a temporary directory (a form may send
-   * a file before the fields that say where it goes), refused past `maxFileBytes`. Routes that
-   * take no file (`maxFileBytes` 0) read the fields and skip any file unread.
+   * Multipart forms: fields by name, files in temporary files until the route is done (a form
+   * may send a file before the fields that say where it goes), refused past `maxFileBytes`.
+   * Routes that take no file (`maxFileBytes` 0) read the fields and skip any file unread.
    */
-  private async readMultipart(req: http.IncomingMessage, request: RestRequest, maxFileBytes: number, cleanup: string[]) {
-    const dir = await mkdtemp(path.join(tmpdir(), 'chat-form-'));
-    cleanup.push(dir);
-    const writes: Promise<void>[] = [];
-    let tooLarge = false;
-    await new Promise<void>((resolve, reject) => {
-      let form: busboy.Busboy;
-      try {
-        form = busboy({ headers: req.headers, limits: { fileSize: maxFileBytes, files: maxFileBytes > 0 ? 5 : 0, fields: 50 } });
-      } catch {
-        return reject(new GatewayError('BAD_USER_INPUT', 'Malformed multipart body', { body: 'must be multipart/form-data' }));
-      }
-      form.on('field', (name, value) => {
-        request.body[name] = value;
-      });
-      form.on('file', (name, stream, info) => {
-        const target = path.join(dir, String(writes.length));
-        let size = 0;
-        stream.on('data', (chunk: Buffer) => (size += chunk.length));
-        stream.once('limit', () => (tooLarge = true));
-        writes.push(
-          pipeline(stream, createWriteStream(target)).then(() => {
-            if (!info.filename) return;
-            request.files[name] = {
-              filename: info.filename,
-              mimetype: info.mimeType,
-              size,
-              upload() {
-                // `resolve` exists at run time; the package's types leave it out.
-                const upload = new Upload() as Upload & { resolve(file: unknown): void };
-                upload.resolve({ filename: info.filename, mimetype: info.mimeType, encoding: info.encoding, fieldName: name, createReadStream: () => createReadStream(target) });
-                return upload;
-              },
-            };
-          }),
-        );
-      });
-      form.once('error', () => reject(new GatewayError('BAD_USER_INPUT', 'Malformed multipart body', { body: 'could not be read' })));
-      form.once('close', resolve);
-      req.pipe(form);
-    });
-    await Promise.all(writes);
-    if (tooLarge) throw new GatewayError('PAYLOAD_TOO_LARGE', `File too large; at most ${maxFileBytes} bytes`, {}, { limit: maxFileBytes });
+  private async readMultipart(req: http.IncomingMessage, request: RestRequest, maxFileBytes: number, cleanup: Array<() => Promise<void>>) {
+    let form;
+    try {
+      form = await readForm(req, { tmpDir: formTmpDir(this.services.config), maxFileBytes, maxFiles: 5, maxFields: 50, maxFieldBytes: JSON_LIMIT });
+    } catch (err) {
+      if (!(err instanceof MultipartError)) throw err;
+      const limit = err.code === 'PAYLOAD_TOO_LARGE' ? { limit: maxFileBytes } : {};
+      throw new GatewayError(err.code, err.message, err.code === 'BAD_USER_INPUT' ? { body: err.message } : {}, limit);
+    }
+    cleanup.push(form.discard);
+    Object.assign(request.body, form.fields);
+    // An empty file input is sent as a part without a name: no file was chosen.
+    for (const file of form.files) if (file.filename) request.files[file.field] = file;
   }
 }
 

@@ -1,3 +1,4 @@
+import { parseDatabaseId } from '../lib/ids.ts';
 import { GatewayError, type Data } from './gateway.ts';
 import type { SocketSession } from './sockets.ts';
 
@@ -52,11 +53,14 @@ export function required(body: Data, field: string): unknown {
   return value;
 }
 
-/** A path or body id that must be a positive integer; NOT_FOUND otherwise (there is no such thing). */
+/**
+ * A path or body id (a string of digits, or a number) naming one of our rows; NOT_FOUND
+ * otherwise, since no such thing exists ("abc", "1e3", -1 and 2³¹ name nothing).
+ */
 export function idParam(value: unknown, what: string): string {
-  const text = String(value ?? '');
-  if (!/^[1-9]\d{0,15}$/.test(text)) throw new GatewayError('NOT_FOUND', `${what} not found`);
-  return text;
+  const id = parseDatabaseId(typeof value === 'number' ? value : String(value ?? ''));
+  if (id === null) throw new GatewayError('NOT_FOUND', `${what} not found`);
+  return String(id);
 }
 
 /** The `conversation_id` that chattrix's and socket-chat's socket events carry. */

@@ -1,5 +1,6 @@
 import type { Namespace, Socket } from 'socket.io';
 import { authenticate, bearerToken, type Services, type Viewer } from '../graphql/context.ts';
+import { clientAddress } from '../lib/client-address.ts';
 import type { SocketRegistry } from '../transports/socket-registry.ts';
 import { trackSignedIn } from '../transports/socket-registry.ts';
 import { GatewayError, type Caller, type Data, type Gateway } from './gateway.ts';
@@ -41,6 +42,8 @@ export interface SocketDialect {
  */
 export class SocketSession {
   private readonly follows = new Map<string, AsyncIterableIterator<Data>>();
+  /** Aborts on disconnect, so the socket's operations still running stop. */
+  private readonly gone = new AbortController();
 
   constructor(
     readonly socket: Socket,
@@ -52,8 +55,13 @@ export class SocketSession {
   ) {}
 
   get caller(): Caller {
-    const headers = this.socket.handshake.headers;
-    return { authorization: `Bearer ${this.token}`, host: headers['x-forwarded-host']?.toString() ?? headers.host };
+    const { headers, address } = this.socket.handshake;
+    return {
+      authorization: `Bearer ${this.token}`,
+      host: headers['x-forwarded-host']?.toString() ?? headers.host,
+      clientAddress: clientAddress(headers, address, this.services.config.TRUST_PROXY === 'true'),
+      signal: this.gone.signal,
+    };
   }
 
   run(document: string, variables: Record<string, unknown> = {}): Promise<Data> {
@@ -95,6 +103,7 @@ export class SocketSession {
   }
 
   async close(): Promise<void> {
+    this.gone.abort();
     await Promise.all([...this.follows.keys()].map((key) => this.unfollow(key)));
   }
 

@@ -1,4 +1,5 @@
 import SchemaBuilder from '@pothos/core';
+import ComplexityPlugin from '@pothos/plugin-complexity';
 import PrismaPlugin from '@pothos/plugin-prisma';
 import RelayPlugin from '@pothos/plugin-relay';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
@@ -7,6 +8,7 @@ import type PrismaTypes from '../generated/pothos-types.ts';
 import { getDatamodel } from '../generated/pothos-types.ts';
 import type { Context } from './context.ts';
 import { forbidden, unauthenticated } from './errors.ts';
+import { fieldCost } from './cost.ts';
 
 export const builder = new SchemaBuilder<{
   Context: Context;
@@ -23,7 +25,7 @@ export const builder = new SchemaBuilder<{
   // Fields are non-null unless they say otherwise, so clients get precise types.
   defaultFieldNullability: false,
   // scope-auth first, so authorization runs before every other plugin's wrapping.
-  plugins: [ScopeAuthPlugin, PrismaPlugin, RelayPlugin],
+  plugins: [ScopeAuthPlugin, PrismaPlugin, RelayPlugin, ComplexityPlugin],
   scopeAuth: {
     authorizeOnSubscribe: true,
     authScopes: (ctx) => ({ signedIn: ctx.viewer !== null, admin: ctx.viewer?.role === 'ADMIN' }),
@@ -35,6 +37,12 @@ export const builder = new SchemaBuilder<{
     dmmf: getDatamodel(),
     filterConnectionTotalCount: true,
     onUnusedQuery: null,
+  },
+  complexity: {
+    // Each field's cost is recorded here; graphql/limits.ts measures an operation once before
+    // it runs, rather than the plugin re-measuring it in every root resolver.
+    disabled: true,
+    fieldComplexity: fieldCost,
   },
   relay: {
     // IDs stay the plain database ids (CONTRACT), so no global Node interface.

@@ -7,12 +7,14 @@ import type { User } from '../generated/prisma/client.ts';
 import type { Db } from '../lib/db.ts';
 import type { EventBus } from '../lib/events.ts';
 import type { Logger } from '../lib/logger.ts';
+import type { RateLimits } from '../lib/rate-limit.ts';
 import type { VapidKeys } from '../lib/secrets.ts';
 import type { PushResult } from './subscription-feed.ts';
 import { TokenError, type TokenService } from '../lib/tokens.ts';
 import type { CallTimer } from '../modules/calls/timer.ts';
 import type { TypingTimers } from '../modules/conversations/typing.ts';
 import type { SessionCache, SessionRow } from '../modules/auth/sessions.ts';
+import type { LoginThrottle } from '../modules/auth/throttle.ts';
 import type { DeliveryTracker } from '../modules/messages/delivery.ts';
 import type { MessageWriter } from '../modules/messages/writer.ts';
 import type { PresenceService } from '../modules/presence/service.ts';
@@ -34,7 +36,20 @@ export interface Services {
   sessions: SessionCache;
   storage: Storage;
   vapid: VapidKeys;
+  /** Limits counted per user or client address (in Redis when instances share one). */
+  limits: RateLimits;
+  /** Failed sign-ins per account and address, and the locks they earn. */
+  loginThrottle: LoginThrottle;
+  /** Counts /metrics shows. */
+  counters: Counters;
   log: Logger;
+}
+
+/** Running counts of this instance, for /metrics. */
+export interface Counters {
+  /** Queries and mutations stopped by the time budget, and because their client was gone. */
+  operationsTimedOut: number;
+  operationsAbandoned: number;
 }
 
 export interface Viewer {
@@ -53,6 +68,10 @@ export interface Context extends Services {
   /** Why a presented token was not accepted, so "sign in" errors can say it. */
   authProblem: string | null;
   requestId: string;
+  /** Where the client connects from ('unknown' for in-process work), for per-client limits. */
+  clientAddress: string;
+  /** Aborts once the client is gone, so the operation's remaining work can stop. */
+  clientGone?: AbortSignal;
   /** This server's origin as the client reached it, for absolute links (PUBLIC_URL wins). */
   origin: string;
   /** Per-operation DataLoaders, made on first use by `loader()`. */
@@ -121,7 +140,14 @@ export async function authenticate(
 
 export async function createContext(
   services: Services,
-  request: { authorization?: unknown; requestId?: string | null; host?: string | null; forwardedProto?: string | null },
+  request: {
+    authorization?: unknown;
+    requestId?: string | null;
+    host?: string | null;
+    forwardedProto?: string | null;
+    clientAddress?: string | null;
+    signal?: AbortSignal | null;
+  },
 ): Promise<Context> {
   const { viewer, authProblem } = await authenticate(services, bearerToken(request.authorization));
   const requestId = request.requestId || randomUUID();
@@ -132,6 +158,8 @@ export async function createContext(
     viewer,
     authProblem,
     requestId,
+    clientAddress: request.clientAddress ?? 'unknown',
+    clientGone: request.signal ?? undefined,
     origin: services.config.PUBLIC_URL?.replace(/\/$/, '') ?? `${request.forwardedProto === 'https' ? 'https' : 'http'}://${request.host ?? `${services.config.HOST}:${services.config.PORT}`}`,
     loaders: new Map(),
     ...services,

@@ -1,4 +1,7 @@
+import { rewireTypes } from '@graphql-tools/utils';
+import { GraphQLSchema, type GraphQLObjectType } from 'graphql';
 import { builder } from './builder.ts';
+import { DatabaseID } from './ids.ts';
 import '../modules/users/schema.ts';
 import '../modules/auth/schema.ts';
 import '../modules/admin/schema.ts';
@@ -10,4 +13,16 @@ import '../modules/calls/schema.ts';
 import '../modules/push/schema.ts';
 import '../modules/conversations/subscriptions.ts';
 
-export const schema = builder.toSchema({ sortSchema: true });
+const built = builder.toSchema({ sortSchema: true });
+
+// Pothos always uses graphql's own ID scalar; every reference to it is pointed at ours, so ids
+// are checked where they enter (graphql/ids.ts).
+const { typeMap, directives } = rewireTypes({ ...built.getTypeMap(), ID: DatabaseID }, built.getDirectives());
+export const schema = new GraphQLSchema({
+  ...built.toConfig(),
+  query: typeMap.Query as GraphQLObjectType,
+  mutation: typeMap.Mutation as GraphQLObjectType,
+  subscription: typeMap.Subscription as GraphQLObjectType,
+  types: Object.values(typeMap),
+  directives,
+});

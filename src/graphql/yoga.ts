@@ -1,8 +1,13 @@
+import type http from 'node:http';
 import { getOperationAST, GraphQLError } from 'graphql';
-import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import { createGraphQLError, createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import { clientAddress } from '../lib/client-address.ts';
 import type { Logger } from '../lib/logger.ts';
+import { isDataException } from '../lib/validation.ts';
 import { createContext, type Context, type Services } from './context.ts';
-import { corsOrigins } from '../config.ts';
+import { corsOrigins, type Config } from '../config.ts';
+import { inputChecks } from './input.ts';
+import { queryLimits } from './limits.ts';
 import { schema } from './schema.ts';
 import { SharedEventResults } from './shared-results.ts';
 
@@ -12,6 +17,10 @@ export interface TransportContext {
   requestId?: string;
   host?: string;
   forwardedProto?: string;
+  /** Where the client connects from (TRUST_PROXY decides whether X-Forwarded-For counts). */
+  clientAddress?: string;
+  /** Aborts once the client is gone (its request closed, its socket disconnected). */
+  signal?: AbortSignal;
 }
 
 /** Echoes the request id on every response so a client can quote it when reporting a problem. */
@@ -70,13 +79,67 @@ function isIntendedError(error: unknown): boolean {
   return original == null || isIntendedError(original);
 }
 
+/**
+ * Why the client's own input failed in a library rather than in one of our rules, if it did:
+ * Pothos refuses bad paging arguments and cursors (`first: -1`), and the database refuses
+ * values no rule caught. Those are the client's bad input, not our failure.
+ */
+function inputFault(original: unknown): string | null {
+  if ((original as Error)?.name === 'PothosValidationError') return (original as Error).message;
+  if (isDataException(original)) return 'A value in this request is not valid here (out of range, or not storable text)';
+  return null;
+}
+
 /** Turns any other error into "Unexpected error." and logs what it was. */
 export function maskError(log: Logger) {
   return (error: unknown, message: string): Error => {
     if (isIntendedError(error)) return error as Error;
+    const { path, nodes } = error as GraphQLError;
     const original = (error as GraphQLError).originalError ?? error;
-    log.error({ err: original, path: (error as GraphQLError).path }, 'unexpected error in operation');
-    return new GraphQLError(message, { path: (error as GraphQLError).path, extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+    const fault = inputFault(original);
+    if (fault) {
+      log.warn({ err: original, path }, 'input refused by a library or the database');
+      return new GraphQLError(fault, { path, nodes, extensions: { code: 'BAD_USER_INPUT' } });
+    }
+    log.error({ err: original, path }, 'unexpected error in operation');
+    return new GraphQLError(message, { path, extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+  };
+}
+
+/**
+ * CORS for /graphql: any site may read answers when CORS_ORIGINS is `*`, but only origins
+ * listed by name get `Access-Control-Allow-Credentials`, as on the dialects; an unlisted
+ * origin gets no CORS headers at all.
+ */
+function corsFor(config: Config) {
+  const listed = corsOrigins(config);
+  return (request: Request) => {
+    const origin = request.headers.get('origin');
+    if (origin && listed.includes(origin)) return { origin: [origin], credentials: true };
+    if (listed.includes('*')) return { origin: ['*'], credentials: false };
+    return false as const;
+  };
+}
+
+/**
+ * A GET request's `variables` or `extensions` that are not JSON are the client's mistake:
+ * Yoga would answer them with a 500.
+ */
+function queryStringJson(): Plugin {
+  return {
+    onRequestParse({ request, requestParser, setRequestParser }) {
+      if (request.method !== 'GET' || !requestParser) return;
+      setRequestParser(async (req) => {
+        try {
+          return await requestParser(req);
+        } catch (err) {
+          if (!(err instanceof SyntaxError)) throw err;
+          throw createGraphQLError('The variables and extensions query parameters must be JSON objects', {
+            extensions: { code: 'BAD_USER_INPUT', http: { status: 400 } },
+          });
+        }
+      });
+    },
   };
 }
 
@@ -115,22 +178,22 @@ export function createGraphQLServer(
     logging: yogaLogger(services.log),
     // Unexpected errors (database, bugs) reach the client as "Unexpected error." only.
     maskedErrors: { maskError: maskError(services.log) },
-    cors: {
-      origin: services.config.CORS_ORIGINS === '*' ? undefined : corsOrigins(services.config),
-      credentials: true,
-    },
+    cors: corsFor(services.config),
     graphiql: { title: 'Chat API', subscriptionsProtocol: 'WS' },
     landingPage: false,
-    plugins: [requestIdHeader(), operationLog(), eventResults.plugin()],
+    plugins: [requestIdHeader(), queryStringJson(), inputChecks(), ...queryLimits(services.config), operationLog(), eventResults.plugin()],
     context: (initial) => {
       // Yoga merges what this returns into the starting context, which is complete already.
       if (builtByTransport.has(initial)) return {} as Context;
       const { request, authorization, requestId, host, forwardedProto } = initial;
+      const req = (initial as { req?: http.IncomingMessage }).req;
       return createContext(services, {
         authorization: authorization ?? request?.headers.get('authorization'),
         requestId: requestId ?? request?.headers.get('x-request-id'),
         host: host ?? request?.headers.get('x-forwarded-host') ?? request?.headers.get('host'),
         forwardedProto: forwardedProto ?? request?.headers.get('x-forwarded-proto'),
+        clientAddress: initial.clientAddress ?? (req ? clientAddress(req.headers, req.socket.remoteAddress, services.config.TRUST_PROXY === 'true') : undefined),
+        signal: initial.signal ?? request?.signal,
       });
     },
   });

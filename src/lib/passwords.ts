@@ -18,7 +18,8 @@ export async function verifyPassword(passwordHash: string, password: string): Pr
 // Verifying against this when the account does not exist keeps the timing of a wrong
 // username the same as a wrong password, so responses do not reveal which accounts exist.
 let dummyHash: Promise<string> | undefined;
-export async function burnPasswordCheck(password: string): Promise<void> {
+export async function burnPasswordCheck(password: string): Promise<false> {
   dummyHash ??= hashPassword('not-a-real-password');
   await verifyPassword(await dummyHash, password);
+  return false;
 }

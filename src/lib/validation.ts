@@ -32,3 +32,16 @@ export function isUniqueViolation(err: unknown): boolean {
   const e = err as { code?: string; meta?: { code?: string }; cause?: { originalCode?: string; code?: string } };
   return e?.meta?.code === '23505' || e?.cause?.originalCode === '23505' || /23505|unique constraint/i.test(String((err as Error)?.message));
 }
+
+/**
+ * A value the database refused as data (PostgreSQL's class 22: out of range, not valid text,
+ * too long), whether Prisma or plain `pg` reports it. Values come from requests, so this is
+ * the client's bad input that no rule caught: answered as such rather than as our failure.
+ */
+export function isDataException(err: unknown): boolean {
+  const e = err as { code?: unknown; meta?: { driverAdapterError?: { cause?: { originalCode?: unknown } } }; cause?: { originalCode?: unknown } };
+  if (e?.code === 'P2000' || e?.code === 'P2020' || e?.code === 'P2033') return true;
+  return [e?.code, e?.meta?.driverAdapterError?.cause?.originalCode, e?.cause?.originalCode].some(
+    (code) => typeof code === 'string' && /^22[0-9A-Z]{3}$/.test(code),
+  );
+}

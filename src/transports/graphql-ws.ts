@@ -1,9 +1,10 @@
 import type { Socket } from 'node:net';
-import { getOperationAST, type ExecutionArgs, type ExecutionResult } from 'graphql';
+import { getOperationAST, GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { WebSocket, WebSocketServer } from 'ws';
 import { authenticate, bearerToken, type Context, type Services, type Viewer } from '../graphql/context.ts';
+import { AppError } from '../graphql/errors.ts';
 import { operationContext, type TransportContext } from '../graphql/yoga.ts';
 import { transportContext } from './http.ts';
 import { CLOSE_SESSION_ENDED, trackSignedIn, type SocketRegistry } from './socket-registry.ts';
@@ -11,7 +12,12 @@ import { CLOSE_SESSION_ENDED, trackSignedIn, type SocketRegistry } from './socke
 interface ConnectionState {
   token: string | null;
   viewer: Viewer | null;
+  /** Aborts when the socket closes, so its operations still running stop. */
+  closed: AbortSignal;
 }
+
+/** Largest message a client may send: an operation and its variables, never a file. */
+const MAX_MESSAGE_BYTES = 1024 * 1024;
 
 type EnvelopedArgs = ExecutionArgs & {
   rootValue: { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown };
@@ -86,7 +92,7 @@ export function createGraphQLWebSocketServer(
   yoga: YogaServerInstance<TransportContext, Context>,
   registry: SocketRegistry,
 ): WebSocketServer {
-  const wss = new WebSocketServer({ noServer: true, WebSocket: GraphQLSocket });
+  const wss = new WebSocketServer({ noServer: true, WebSocket: GraphQLSocket, maxPayload: MAX_MESSAGE_BYTES });
   const states = new WeakMap<WebSocket, ConnectionState>();
 
   useServer(
@@ -101,7 +107,9 @@ export function createGraphQLWebSocketServer(
           socket.close(CLOSE_SESSION_ENDED, `Unauthorized: ${authProblem}`);
           return false;
         }
-        states.set(socket, { token, viewer });
+        const closed = new AbortController();
+        socket.once('close', () => closed.abort());
+        states.set(socket, { token, viewer, closed: closed.signal });
         if (viewer) {
           await trackSignedIn(services, registry, viewer, expiresAt!, {
             close: (code, reason) => socket.close(code, reason),
@@ -116,10 +124,18 @@ export function createGraphQLWebSocketServer(
       },
       onSubscribe: async (ctx, id, payload) => {
         const { socket, request } = ctx.extra;
+        // The new operation is counted already: graphql-ws lists it before asking us.
+        if (Object.keys(ctx.subscriptions).length > services.config.WS_MAX_OPERATIONS) {
+          return [
+            new AppError('RATE_LIMITED', `At most ${services.config.WS_MAX_OPERATIONS} operations may run at once on one socket; complete some first`, {
+              reason: 'TOO_MANY_OPERATIONS',
+            }),
+          ];
+        }
         const state = states.get(socket);
         // The token of connection_init, not a header: browsers cannot set headers on sockets.
         const authorization = state?.token ? `Bearer ${state.token}` : undefined;
-        const context = await operationContext(services, transportContext(request, authorization));
+        const context = await operationContext(services, transportContext(request, services.config, { authorization, signal: state?.closed }));
         // The `next` frame graphql-ws would send, with the result's JSON made once for every
         // subscriber it is shared with (turning it into JSON once per socket was a tenth of
         // the server's time under load).
@@ -132,7 +148,14 @@ export function createGraphQLWebSocketServer(
           return true;
         };
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped(context);
-        const document = parse(payload.query);
+        let document;
+        try {
+          document = parse(payload.query);
+        } catch (err) {
+          // A syntax error is this operation's answer, not a reason to drop the socket.
+          if ((err as Error)?.name === 'GraphQLError') return [err as GraphQLError];
+          throw err;
+        }
         const errors = validate(schema, document);
         if (errors.length > 0) return errors;
         return {

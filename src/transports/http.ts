@@ -1,5 +1,7 @@
 import type http from 'node:http';
+import type { Config } from '../config.ts';
 import type { TransportContext } from '../graphql/yoga.ts';
+import { clientAddress } from '../lib/client-address.ts';
 
 /** Writes a JSON response: the one way our own (non-Yoga) routes answer. */
 export function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}) {
@@ -10,17 +12,33 @@ export function sendJson(res: http.ServerResponse, status: number, body: unknown
 
 /**
  * What a Node request (an HTTP request or a WebSocket upgrade) tells the context factory:
- * credentials, request id, and the host the client used (for absolute links).
+ * credentials, request id, the host the client used (for absolute links), where it connects
+ * from, and a signal that aborts once it is gone.
  */
-export function transportContext(req: http.IncomingMessage, authorization: unknown = req.headers.authorization): TransportContext {
+export function transportContext(
+  req: http.IncomingMessage,
+  config: Config,
+  options: { authorization?: unknown; signal?: AbortSignal } = {},
+): TransportContext {
   const header = (name: string) => {
     const value = req.headers[name];
     return Array.isArray(value) ? value[0] : value;
   };
   return {
-    authorization,
+    authorization: 'authorization' in options ? options.authorization : req.headers.authorization,
     requestId: header('x-request-id'),
     host: header('x-forwarded-host') ?? header('host'),
     forwardedProto: header('x-forwarded-proto'),
+    clientAddress: clientAddress(req.headers, req.socket.remoteAddress, config.TRUST_PROXY === 'true'),
+    signal: options.signal,
   };
+}
+
+/** A signal that aborts when the client of `res` goes away before the response is complete. */
+export function clientGoneSignal(res: http.ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort();
+  });
+  return controller.signal;
 }

@@ -17,10 +17,11 @@ export async function gql<TResult, TVariables>(
   document: TypedDocumentNode<TResult, TVariables>,
   variables?: TVariables,
   token?: string,
+  headers: Record<string, string> = {},
 ): Promise<GqlResult<TResult>> {
   const res = await fetch(`${server.url}/graphql`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
     body: JSON.stringify({ query: print(document), variables }),
   });
   return (await res.json()) as GqlResult<TResult>;

@@ -10,6 +10,8 @@ export interface ServerProcess {
   wsUrl: string;
   child: ChildProcess;
   exited: Promise<number | null>;
+  /** Its DATA_DIR (the embedded database, uploads, temporary files), removed when it exits. */
+  dataDir: string;
 }
 
 /** The node flags of `npm start` (package.json), so a spawned server runs as an operator's does. */
@@ -47,5 +49,5 @@ export async function spawnServer(env: Record<string, string> = {}): Promise<Ser
     });
     void exited.then((code) => reject(new Error(`server process exited with ${code} before listening`)));
   });
-  return { url, wsUrl: `${url.replace(/^http/, 'ws')}/graphql`, child, exited };
+  return { url, wsUrl: `${url.replace(/^http/, 'ws')}/graphql`, child, exited, dataDir };
 }

@@ -1,3 +1,4 @@
+import { parseDatabaseId } from '../../lib/ids.ts';
 import { GatewayError, type Data } from '../gateway.ts';
 import type { RestDialect, RestReply, RestRequest, Route } from '../rest.ts';
 import { idParam, intQuery, messageKind, num, textField } from '../shared.ts';
@@ -364,7 +365,7 @@ function countQuery(req: RestRequest, name: string, fallback: number, min: numbe
 function messageIdQuery(req: RestRequest, name: string): string | null {
   const raw = req.query.get(name);
   if (raw == null || raw === '') return null;
-  if (!/^[1-9]\d{0,15}$/.test(raw)) throw GatewayError.badField(name, 'must be a message id');
+  if (parseDatabaseId(raw) === null) throw GatewayError.badField(name, 'must be a message id');
   return raw;
 }
 

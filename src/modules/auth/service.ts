@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { AppError, conflict, forbidden, unauthenticated } from '../../graphql/errors.ts';
-import type { Services, Viewer } from '../../graphql/context.ts';
+import type { Context, Services, Viewer } from '../../graphql/context.ts';
 import type { User } from '../../generated/prisma/client.ts';
 import { announceSessionChange } from './sessions.ts';
+import { LoginThrottle } from './throttle.ts';
 import { burnPasswordCheck, hashPassword, verifyPassword } from '../../lib/passwords.ts';
 import { hashOpaqueToken, newOpaqueToken } from '../../lib/tokens.ts';
 import { parseInput, uniqueViolation } from '../../lib/validation.ts';
@@ -28,7 +29,25 @@ const registerRules = z.object({
   deviceId: deviceIdRule,
 });
 
-export async function register(services: Services, input: unknown): Promise<Session> {
+/**
+ * Sign-up and sign-in tell a stranger some things by design (a taken email on sign-up, whether
+ * an email account has a password on an email sign-in): counted per client address so they
+ * cannot be asked at scale. Off with RATE_LIMITS=off, like every request limit.
+ */
+const AUTH_ATTEMPTS = { points: 20, seconds: 60 };
+
+async function countAttempt(ctx: Context): Promise<void> {
+  const result = await ctx.limits.consume('auth', AUTH_ATTEMPTS, `ip:${ctx.clientAddress}`);
+  if (result && !result.allowed) {
+    throw new AppError('RATE_LIMITED', `Too many sign-up and sign-in attempts; try again in ${result.retryAfter} seconds`, {
+      retryAfter: result.retryAfter,
+    });
+  }
+}
+
+export async function register(ctx: Context, input: unknown): Promise<Session> {
+  const services: Services = ctx;
+  await countAttempt(ctx);
   const data = parseInput(registerRules, input);
   const taken = await services.db.user.findFirst({
     where: {
@@ -79,25 +98,25 @@ const loginRules = z.object({
   sessionSeconds: sessionSecondsRule,
 });
 
-/** Sign in by username, email or phone number. */
-export async function login(services: Services, input: unknown): Promise<Session> {
+/**
+ * Sign in by username, email or phone number. A wrong password and an unknown name get the
+ * same answer, after the same work, and both count towards the same lock (LoginThrottle).
+ */
+export async function login(ctx: Context, input: unknown, counted = false): Promise<Session> {
+  if (!counted) await countAttempt(ctx);
   const { identifier, password, deviceId, sessionSeconds } = parseInput(loginRules, input);
-  const user = await findByIdentifier(services, identifier);
-  if (!user?.passwordHash) {
-    await burnPasswordCheck(password);
-    throw unauthenticated('Invalid username or password');
-  }
-  const now = new Date();
-  if (user.lockedUntil && user.lockedUntil > now) throw lockedError(user.lockedUntil, now);
-  if (!(await verifyPassword(user.passwordHash, password))) {
-    await recordFailedLogin(services, user.id, now);
+  const user = await findByIdentifier(ctx, identifier);
+  const key = LoginThrottle.key(user, identifier, ctx.clientAddress);
+  const locked = await ctx.loginThrottle.lockedFor(key);
+  if (locked > 0) throw lockedError(locked);
+  const valid = user?.passwordHash ? await verifyPassword(user.passwordHash, password) : await burnPasswordCheck(password);
+  if (!user || !valid) {
+    await ctx.loginThrottle.failed(key);
     throw unauthenticated('Invalid username or password');
   }
   if (user.status === 'BANNED') throw forbidden('This account is banned');
-  if (user.failedLoginCount > 0 || user.lockedUntil) {
-    await services.db.user.update({ where: { id: user.id }, data: { failedLoginCount: 0, lockedUntil: null } });
-  }
-  return openSession(services, user, deviceId, sessionSeconds);
+  await ctx.loginThrottle.succeeded(key);
+  return openSession(ctx, user, deviceId, sessionSeconds);
 }
 
 const emailLoginRules = z.object({
@@ -115,13 +134,15 @@ const emailLoginRules = z.object({
  * when the operator turned it on (AUTH_PASSWORDLESS_EMAIL_LOGIN), since anyone who knows an
  * address could otherwise use it.
  */
-export async function emailLogin(services: Services, input: unknown): Promise<Session> {
+export async function emailLogin(ctx: Context, input: unknown): Promise<Session> {
+  const services: Services = ctx;
+  await countAttempt(ctx);
   const data = parseInput(emailLoginRules, input);
   const existing = await services.db.user.findUnique({ where: { email: data.email } });
   if (existing?.passwordHash || (!existing && data.password)) {
     if (!data.password) throw unauthenticated('This account has a password: send it with the email');
     if (existing) {
-      return login(services, { identifier: data.email, password: data.password, deviceId: data.deviceId, sessionSeconds: data.sessionSeconds });
+      return login(ctx, { identifier: data.email, password: data.password, deviceId: data.deviceId, sessionSeconds: data.sessionSeconds }, true);
     }
     parseInput(z.object({ password: passwordRule }), { password: data.password });
   } else if (services.config.AUTH_PASSWORDLESS_EMAIL_LOGIN !== 'true') {
@@ -166,28 +187,11 @@ export function findByIdentifier(services: Services, identifier: string) {
   return services.db.user.findUnique({ where: { username: value.toLowerCase() } });
 }
 
-async function recordFailedLogin(services: Services, userId: number, now: Date) {
-  const { LOGIN_MAX_FAILURES, LOGIN_LOCK_SECONDS } = services.config;
-  // Incremented in the database, so parallel guesses cannot each see a low count.
-  const updated = await services.db.user.update({
-    where: { id: userId },
-    data: { failedLoginCount: { increment: 1 } },
-    select: { failedLoginCount: true },
-  });
-  if (updated.failedLoginCount >= LOGIN_MAX_FAILURES) {
-    await services.db.user.update({
-      where: { id: userId },
-      data: { failedLoginCount: 0, lockedUntil: new Date(now.getTime() + LOGIN_LOCK_SECONDS * 1000) },
-    });
-  }
-}
-
-function lockedError(until: Date, now: Date) {
-  const retryAfter = Math.ceil((until.getTime() - now.getTime()) / 1000);
+function lockedError(retryAfter: number) {
   return new AppError(
     'RATE_LIMITED',
-    `Account locked after too many failed sign-in attempts; try again in ${Math.ceil(retryAfter / 60)} minute(s)`,
-    { reason: 'ACCOUNT_LOCKED', retryAfter },
+    `Signing in with this name from your address is locked after too many failed attempts; try again in ${Math.ceil(retryAfter / 60)} minute(s)`,
+    { reason: 'TOO_MANY_FAILURES', retryAfter },
   );
 }
 

@@ -1,6 +1,7 @@
 import { resolveCursorConnection } from '@pothos/plugin-relay';
 import { builder } from '../../graphql/builder.ts';
-import { forwardOnly } from '../../graphql/errors.ts';
+import { badInput, forwardOnly } from '../../graphql/errors.ts';
+import { parseDatabaseId } from '../../lib/ids.ts';
 import type { BusEvent, CallSnapshot } from '../../lib/events.ts';
 import { asUser, UserRef } from '../users/schema.ts';
 import { answerCall, callHistory, endCall, rejectCall, sendCallSignal, startCall } from './service.ts';
@@ -51,6 +52,13 @@ const StartCallInput = builder.inputType('StartCallInput', {
   }),
 });
 
+/** A call's id, as its cursor; BAD_USER_INPUT for anything else. */
+function callCursor(after: string): number {
+  const id = parseDatabaseId(after);
+  if (id === null) throw badInput({ after: 'is not a cursor from this list' });
+  return id;
+}
+
 builder.queryFields((t) => ({
   calls: t.connection({
     type: CallRef,
@@ -60,7 +68,7 @@ builder.queryFields((t) => ({
       forwardOnly(args);
       return resolveCursorConnection<Promise<CallSnapshot[]>>(
         { args, toCursor: (c) => String(c.id), defaultSize: 20, maxSize: 100 },
-        ({ after, limit }) => callHistory(ctx, after === undefined ? undefined : Number(after), limit),
+        ({ after, limit }) => callHistory(ctx, after === undefined ? undefined : callCursor(after), limit),
       );
     },
   }),

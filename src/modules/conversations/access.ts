@@ -1,6 +1,7 @@
 import type { Conversation, Participant } from '../../generated/prisma/client.ts';
 import type { Context } from '../../graphql/context.ts';
 import { forbidden, notFound, unauthenticated } from '../../graphql/errors.ts';
+import { parseDatabaseId } from '../../lib/ids.ts';
 
 /**
  * Who may do what with a conversation, in one place. Participants read and post; anyone
@@ -17,12 +18,10 @@ export interface Access {
   membership: Participant | null;
 }
 
-/** Ids are PostgreSQL integers: anything outside 1..2³¹−1 names nothing. */
-const MAX_ID = 2 ** 31 - 1;
-
+/** An id from inside the server (GraphQL's ID scalar checked the client's); NOT_FOUND if it names nothing. */
 export function parseId(id: string | number, what: string): number {
-  const n = Number(id);
-  if (!Number.isSafeInteger(n) || n <= 0 || n > MAX_ID) throw notFound(what);
+  const n = parseDatabaseId(typeof id === 'number' ? id : String(id));
+  if (n === null) throw notFound(what);
   return n;
 }
 

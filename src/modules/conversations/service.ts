@@ -4,6 +4,7 @@ import type { Conversation, Prisma } from '../../generated/prisma/client.ts';
 import type { Context, Services } from '../../graphql/context.ts';
 import { badInput, forbidden, notFound } from '../../graphql/errors.ts';
 import { topics, type BusEvent } from '../../lib/events.ts';
+import { parseDatabaseId } from '../../lib/ids.ts';
 import { parseInput, uniqueViolation } from '../../lib/validation.ts';
 import { parseId, requireManager, requireReadable, viewerId } from './access.ts';
 
@@ -130,9 +131,10 @@ export function listPublicConversations(ctx: Context, after: string | undefined,
 
 async function pageByActivity(ctx: Context, where: Prisma.ConversationWhereInput, after: string | undefined, limit: number) {
   if (after) {
-    const [ms, id] = after.split(':').map(Number);
-    if (!Number.isFinite(ms) || !Number.isSafeInteger(id)) throw badInput({ after: 'is not a cursor from this list' });
-    const at = new Date(ms);
+    const [time, rawId, ...rest] = after.split(':');
+    const at = new Date(/^\d{1,15}$/.test(time) ? Number(time) : NaN);
+    const id = parseDatabaseId(rawId);
+    if (rest.length || Number.isNaN(at.getTime()) || id === null) throw badInput({ after: 'is not a cursor from this list' });
     where.OR = [{ lastActivityAt: { lt: at } }, { lastActivityAt: at, id: { lt: id } }];
   }
   return ctx.db.conversation.findMany({ where, orderBy: [{ lastActivityAt: 'desc' }, { id: 'desc' }], take: limit });

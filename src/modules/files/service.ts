@@ -48,16 +48,22 @@ async function store(ctx: Context, upload: Promise<FileUpload>, options: { image
     await ctx.storage.remove(key);
     throw badInput({ file: typeof sniffed === 'string' ? sniffed : 'an avatar must be an image' });
   }
-  return ctx.db.file.create({
-    data: {
-      storageKey: key,
-      name: filename.slice(0, 255) || 'file',
-      size,
-      ...sniffed,
-      uploaderId,
-      conversationId: options.conversationId,
-    },
-  });
+  try {
+    return await ctx.db.file.create({
+      data: {
+        storageKey: key,
+        name: filename.slice(0, 255) || 'file',
+        size,
+        ...sniffed,
+        uploaderId,
+        conversationId: options.conversationId,
+      },
+    });
+  } catch (err) {
+    // No record, no bytes: an upload that failed here leaves nothing stored.
+    await ctx.storage.remove(key).catch(() => {});
+    throw err;
+  }
 }
 
 export async function uploadFile(ctx: Context, upload: Promise<FileUpload>, conversationId?: string | null): Promise<FileSnapshot> {

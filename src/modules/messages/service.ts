@@ -3,6 +3,7 @@ import type { File, MessageKind } from '../../generated/prisma/client.ts';
 import type { Context } from '../../graphql/context.ts';
 import { badInput, forbidden, notFound } from '../../graphql/errors.ts';
 import { topics, type BusEvent, type MessageSnapshot } from '../../lib/events.ts';
+import { parseDatabaseId } from '../../lib/ids.ts';
 import { isUniqueViolation, parseInput } from '../../lib/validation.ts';
 import { parseId, requireMember, requireReadable, viewerId } from '../conversations/access.ts';
 import { announceUpdate, ensureDirectConversation, memberIds } from '../conversations/service.ts';
@@ -221,8 +222,9 @@ export async function messagePage(
 ): Promise<MessageSnapshot[]> {
   const cursor = (value: string | undefined, name: string) => {
     if (value === undefined) return undefined;
-    const n = Number(value);
-    if (!Number.isSafeInteger(n)) throw badInput({ [name]: 'must be a message cursor (a message id)' });
+    // "0" reads from the start: a client that has seen nothing asks for what is after 0.
+    const n = value === '0' ? 0 : parseDatabaseId(value);
+    if (n === null) throw badInput({ [name]: 'must be a message cursor (a message id)' });
     return n;
   };
   const after = cursor(page.after, 'after');
