@@ -248,6 +248,24 @@ describe('limits on what one request may ask', () => {
       expect((await metrics()).operationsTimedOut).toBe(before.operationsTimedOut + 1);
     });
 
+    it('stops a query past its budget over graphql-ws and in a dialect route alike, keeping the socket', async () => {
+      const ws = connectWs(server, user.accessToken);
+      await ws.connected;
+      await history();
+      const release = await holdDatabase();
+      try {
+        const stopped = await ws.client.iterate({ query: 'query ($c: ID!) { messages(conversationId: $c) { edges { cursor } } }', variables: { c: conversationId } }).next();
+        expect((stopped.value as { errors: Array<{ extensions: Record<string, unknown> }> }).errors[0].extensions).toMatchObject({ code: 'UNAVAILABLE', reason: 'TIMEOUT' });
+        const route = await fetch(`${server.url}/flask-chat/api/users/`, { headers: { authorization: `Bearer ${user.accessToken}` } });
+        expect(route.status).toBe(503);
+      } finally {
+        release();
+      }
+      const me = await ws.client.iterate({ query: '{ me { id } }' }).next();
+      expect(me.value).toEqual({ data: { me: { id: user.id } } });
+      ws.client.terminate();
+    });
+
     it('runs no further field of an operation whose client went away', async () => {
       await history();
       const before = (await metrics()).operationsAbandoned;

@@ -1,6 +1,7 @@
 import { parse, type DocumentNode, type ExecutionResult, type GraphQLError } from 'graphql';
 import type { YogaServerInstance } from 'graphql-yoga';
 import type { Context } from '../graphql/context.ts';
+import { isCodedError } from '../graphql/errors.ts';
 import type { TransportContext } from '../graphql/yoga.ts';
 
 /** Who a dialect call runs as, and where it came from (the same facts an HTTP request gives). */
@@ -56,7 +57,13 @@ export class Gateway {
   /** Runs a query or mutation; resolves with its data or throws the first error as a GatewayError. */
   async run(document: string, variables: Record<string, unknown>, caller: Caller): Promise<Data> {
     const { args } = await this.prepare(document, variables, caller);
-    const result = (await args.execute(args)) as ExecutionResult<Data>;
+    let result: ExecutionResult<Data>;
+    try {
+      result = (await args.execute(args)) as ExecutionResult<Data>;
+    } catch (err) {
+      if (isCodedError(err)) throw GatewayError.from(err);
+      throw err;
+    }
     if (result.errors?.length) throw GatewayError.from(result.errors[0]);
     return result.data ?? {};
   }

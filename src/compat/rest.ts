@@ -74,6 +74,7 @@ export function statusOf(code: string): number {
     RATE_LIMITED: 429,
     PAYLOAD_TOO_LARGE: 413,
     METHOD_NOT_ALLOWED: 405,
+    UNAVAILABLE: 503,
   };
   return statuses[code] ?? 500;
 }

@@ -34,3 +34,12 @@ export function badInput(fields: Record<string, string>): AppError {
 export function forwardOnly(args: { last?: number | null; before?: string | null }): void {
   if (args.last != null || args.before != null) throw badInput({ last: 'this list pages forward only: use first and after' });
 }
+
+/**
+ * An expected error thrown rather than returned: Yoga's executor throws the reason it was
+ * stopped (a query past its time budget, a client gone). Checked by name, as graphql may be
+ * loaded twice (see graphql/yoga.ts).
+ */
+export function isCodedError(err: unknown): err is GraphQLError {
+  return (err as Error)?.name === 'GraphQLError' && Boolean((err as GraphQLError).extensions?.code);
+}

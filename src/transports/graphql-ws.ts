@@ -4,7 +4,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { WebSocket, WebSocketServer } from 'ws';
 import { authenticate, bearerToken, type Context, type Services, type Viewer } from '../graphql/context.ts';
-import { AppError } from '../graphql/errors.ts';
+import { AppError, isCodedError } from '../graphql/errors.ts';
 import { operationContext, type TransportContext } from '../graphql/yoga.ts';
 import { transportContext } from './http.ts';
 import { CLOSE_SESSION_ENDED, trackSignedIn, type SocketRegistry } from './socket-registry.ts';
@@ -75,6 +75,11 @@ class GraphQLSocket extends WebSocket {
   }
 }
 
+function asErrorResult(err: unknown): ExecutionResult {
+  if (isCodedError(err)) return { errors: [err] };
+  throw err;
+}
+
 const isSubscription = ({ document, operationName }: ExecutionArgs) => getOperationAST(document, operationName)?.operation === 'subscription';
 
 /** The token from `connection_init` ({authorization}), or else the upgrade request's header. */
@@ -97,7 +102,17 @@ export function createGraphQLWebSocketServer(
 
   useServer(
     {
-      execute: (args) => (args as EnvelopedArgs).rootValue.execute(args) as never,
+      // A query stopped by its time budget is that operation's error, not a reason to drop the
+      // socket (graphql-ws closes it with 4500 when execute throws).
+      execute: (args) => {
+        let answer;
+        try {
+          answer = (args as EnvelopedArgs).rootValue.execute(args) as PromiseLike<ExecutionResult> | ExecutionResult;
+        } catch (err) {
+          return asErrorResult(err);
+        }
+        return ('then' in answer ? answer.then(undefined, asErrorResult) : answer) as never;
+      },
       subscribe: (args) => (args as EnvelopedArgs).rootValue.subscribe(args) as never,
       onConnect: async (ctx) => {
         const { socket, request } = ctx.extra;
