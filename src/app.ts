@@ -129,15 +129,21 @@ async function assemble(services: Services, database: Database, instanceId: stri
     }
   });
 
+  let proxyWarned = false;
   function route(req: http.IncomingMessage, res: http.ServerResponse, fail: (err: unknown) => void) {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const { pathname } = url;
     // Every request gets an id (the client's own if it sent one): logged with the operation
     // and echoed in the response, so a user can quote it.
     req.headers['x-request-id'] ||= randomUUID();
+    if (!proxyWarned && config.TRUST_PROXY !== 'true' && req.headers['x-forwarded-for']) {
+      // Every client then looks like the proxy: limits and sign-in locks would count them as one.
+      proxyWarned = true;
+      log.warn('requests arrive through a proxy (X-Forwarded-For) but TRUST_PROXY is not true: every client counts as the proxy for rate limits and sign-in locks');
+    }
     if (pathname === '/health') return void health(res);
     if (pathname === '/metrics') return void sendJson(res, 200, metrics());
-    if (pathname === '/graphql' && req.method === 'POST' && /^multipart\/form-data/i.test(req.headers['content-type'] ?? '')) {
+    if ((pathname === '/graphql' || pathname.startsWith('/graphql/')) && req.method === 'POST' && /^multipart\/form-data/i.test(req.headers['content-type'] ?? '')) {
       return void handleMultipart(services, yoga, req, res).catch(fail);
     }
     if (pathname === '/graphql' || pathname.startsWith('/graphql/')) {

@@ -5,6 +5,7 @@ import { code, gql, signUp } from './helpers/clients.ts';
 import { BanUser, Login, Me, Register } from './helpers/operations.ts';
 import { startServer, TEST_JWT_SECRET, uniqueName, type TestServer } from './helpers/server.ts';
 import { LoginThrottle } from '../src/modules/auth/throttle.ts';
+import { addressKey } from '../src/lib/client-address.ts';
 
 const Refresh = graphql(`
   mutation Refresh($refreshToken: String!, $deviceId: String) {
@@ -159,16 +160,59 @@ describe('login', () => {
   it('locks for twice as long after each further lock', async () => {
     // One second, then two: the throttle the app uses (Redis when set), with short locks.
     const throttle = new LoginThrottle(server.app.services.bus.redisClient, 2, 1);
-    const key = LoginThrottle.key(null, uniqueName(), '203.0.113.123');
-    await throttle.failed(key);
+    const key = LoginThrottle.key(uniqueName(), '203.0.113.123');
+    const fail = async () => {
+      const attempt = await throttle.begin(key);
+      if (attempt.allowed) await throttle.failed(key, attempt.round);
+    };
+    await fail();
     expect(await throttle.lockedFor(key)).toBe(0);
-    await throttle.failed(key);
+    await fail();
     expect(await throttle.lockedFor(key)).toBe(1);
     while ((await throttle.lockedFor(key)) > 0) await new Promise((resolve) => setTimeout(resolve, 50));
-    await throttle.failed(key);
-    await throttle.failed(key);
+    await fail();
+    await fail();
     expect(await throttle.lockedFor(key)).toBe(2);
-    await throttle.succeeded(key);
+  });
+
+  it('checks at most the allowed number of passwords when guesses arrive at once', async () => {
+    const user = await signUp(server);
+    const from = { 'x-forwarded-for': '198.51.100.200' };
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => gql(server, Login, { input: { identifier: user.username, password: 'guess guess' } }, undefined, from)),
+    );
+    const codes = answers.map((a) => a.errors![0].extensions!.code);
+    expect(codes.filter((c) => c === 'UNAUTHENTICATED').length).toBeLessThanOrEqual(3);
+    expect(codes.filter((c) => c === 'RATE_LIMITED').length).toBeGreaterThanOrEqual(17);
+  });
+
+  it('counts each form of a name on its own, so failures do not tell which email is whose', async () => {
+    const email = `${uniqueName()}@example.com`;
+    const user = await signUp(server, { email });
+    const from = { 'x-forwarded-for': '198.51.100.201' };
+    const tries = async (names: string[]) => {
+      const codes = [];
+      for (const identifier of names) codes.push((await gql(server, Login, { input: { identifier, password: 'guess guess' } }, undefined, from)).errors![0].extensions!.code);
+      return codes;
+    };
+    const linked = await tries([user.username, user.username, email, email, user.username]);
+    const unlinked = await tries([uniqueName(), uniqueName(), `${uniqueName()}@example.com`, `${uniqueName()}@example.com`, uniqueName()]);
+    expect(linked).toEqual(['UNAUTHENTICATED', 'UNAUTHENTICATED', 'UNAUTHENTICATED', 'UNAUTHENTICATED', 'UNAUTHENTICATED']);
+    expect(unlinked).toEqual(linked);
+  });
+
+  it('refuses names and passwords longer than any kept, before looking anything up', async () => {
+    const long = await gql(server, Login, { input: { identifier: 'x'.repeat(100_000), password: 'whatever' } });
+    expect(long.errors![0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', fields: { identifier: expect.any(String) } });
+    const longPassword = await gql(server, Login, { input: { identifier: 'someone', password: 'x'.repeat(2000) } });
+    expect(longPassword.errors![0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', fields: { password: expect.any(String) } });
+  });
+
+  it('counts an IPv6 client by its /64 network', () => {
+    expect(addressKey('2001:db8:1:2:aaaa::1')).toBe(addressKey('2001:0db8:0001:0002:ffff:ffff:ffff:ffff'));
+    expect(addressKey('2001:db8:1:2::1')).not.toBe(addressKey('2001:db8:1:3::1'));
+    expect(addressKey('::ffff:203.0.113.7')).toBe('203.0.113.7');
+    expect(addressKey('203.0.113.7')).toBe('203.0.113.7');
   });
 
   it('has the configured admin account, which can ban; a banned user cannot log in', async () => {

@@ -1,6 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
+import { io as ioClient } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectWs, gql, signUp, type SignedUp } from './helpers/clients.ts';
 import { directBetween, History, SendMessage } from './helpers/chat.ts';
@@ -116,6 +117,24 @@ describe('malformed uploads (a real server process)', () => {
     expect(await leftovers()).toBe(0);
   });
 
+  it('leaves no temporary directory when a stranger closes a form at once, on routes that read forms unsigned', async () => {
+    for (let i = 0; i < 10; i++) {
+      for (const route of ['/flask-chat/api/auth/login', '/socket-chat/api/auth/login']) {
+        await new Promise<void>((resolve) => {
+          const req = http.request(new URL(route, proc.url), { method: 'POST', headers: { ...multipartType, 'content-length': '100000' } });
+          req.on('error', () => resolve());
+          req.write(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="username"\r\n\r\nx`, () => {
+            req.destroy();
+            resolve();
+          });
+        });
+      }
+    }
+    // Each request settles on its own time once its client has gone: wait for the last one.
+    while ((await leftovers()) > 0) await new Promise((r) => setTimeout(r, 20));
+    await alive();
+  });
+
   it('cleans up after a client that leaves halfway through an upload', async () => {
     const body = form(uploadOperation('x.png', Buffer.alloc(64 * 1024, 7)));
     await new Promise<void>((resolve) => {
@@ -179,6 +198,42 @@ describe('limits on what one request may ask', () => {
     expect(result.errors[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', limit: 'cost' });
   });
 
+  it('answers a form-encoded POST whose variables are not JSON with 400', async () => {
+    const res = await fetch(`${server.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Bearer ${user.accessToken}` },
+      body: 'query=%7Bme%7Bid%7D%7D&variables=%7B',
+    });
+    expect(res.status).toBe(400);
+  });
+
+  it('refuses a multipart operation it cannot run with 400: two operations unnamed, a subscription, odd variables', async () => {
+    const multipart = async (operations: unknown) => {
+      const body = new FormData();
+      body.append('operations', JSON.stringify(operations));
+      body.append('map', '{}');
+      const res = await fetch(`${server.url}/graphql`, { method: 'POST', body, headers: { authorization: `Bearer ${user.accessToken}` } });
+      return { status: res.status, text: await res.text() };
+    };
+    for (const operations of [
+      { query: 'query A { me { id } } query B { me { id } }' },
+      { query: '{ me { id } }', operationName: 7 },
+      { query: 'query A { me { id } }', operationName: 'C' },
+      { query: 'subscription { userEvents { __typename } }' },
+      { query: '{ me { id } }', variables: 'x' },
+      { query: '{ me { id } }', variables: [1] },
+    ]) {
+      const answer = await multipart(operations);
+      expect({ operations, status: answer.status }).toEqual({ operations, status: 400 });
+      expect(answer.text).not.toContain('INTERNAL_SERVER_ERROR');
+    }
+  });
+
+  it('checks the caller before reading an upload sent to /graphql/ as well', async () => {
+    const res = await fetch(`${server.url}/graphql/`, { method: 'POST', body: new FormData() });
+    expect(res.status).toBe(401);
+  });
+
   it('refuses a body over 1 MB, and one of unknown length, before reading it', async () => {
     const big = await post({ query: '{ me { id } }', variables: { pad: 'x'.repeat(1024 * 1024) } });
     expect(big.status).toBe(413);
@@ -204,6 +259,18 @@ describe('limits on what one request may ask', () => {
     expect(me.value).toEqual({ data: { me: { id: user.id } } });
     await Promise.all(subscriptions.slice(1).map((s) => s.return!()));
     ws.client.terminate();
+  });
+
+  it('keeps one subscription when a Socket.IO client joins the same conversation twice at once', async () => {
+    const other = await signUp(server);
+    const conversation = await directBetween(server, user, other);
+    const listening = async () => ((await (await fetch(`${server.url}/metrics`)).json()) as { subscriptions: number }).subscriptions;
+    const before = await listening();
+    const socket = ioClient(`${server.url}/chattrix`, { transports: ['websocket'], reconnection: false, forceNew: true, extraHeaders: { cookie: `session=${user.accessToken}` } });
+    await new Promise<void>((resolve, reject) => socket.once('connect', () => resolve()).once('connect_error', reject));
+    await Promise.all([1, 2, 3].map(() => socket.emitWithAck('join_conversation', { conversation_id: Number(conversation) })));
+    socket.disconnect();
+    while ((await listening()) !== before) await new Promise((r) => setTimeout(r, 20));
   });
 
   it('answers a syntax error over graphql-ws as an error of that operation, keeping the socket', async () => {
@@ -264,6 +331,54 @@ describe('limits on what one request may ask', () => {
       const me = await ws.client.iterate({ query: '{ me { id } }' }).next();
       expect(me.value).toEqual({ data: { me: { id: user.id } } });
       ws.client.terminate();
+    });
+
+    it('counts an operation until it has ended, even when its client sent complete', async () => {
+      const ws = connectWs(server, user.accessToken);
+      await ws.connected;
+      await history();
+      const release = await holdDatabase();
+      try {
+        // Twenty sends wait for the database; their client completes each at once (raw frames on
+        // the client's socket, since graphql-ws's client sends nothing for one disposed so soon).
+        const raw = await ws.socket;
+        for (let i = 0; i < 20; i++) {
+          const payload = { query: `mutation { sendMessage(input: {conversationId: "${conversationId}", content: "queued ${i}"}) { id } }` };
+          raw.send(JSON.stringify({ id: `queued-${i}`, type: 'subscribe', payload }));
+          raw.send(JSON.stringify({ id: `queued-${i}`, type: 'complete' }));
+        }
+        // Sent right after them, so it arrives while they wait.
+        const refused = await ws.client.iterate({ query: '{ me { id } }' }).next().catch((errors: Array<{ extensions: Record<string, unknown> }>) => errors);
+        expect((refused as Array<{ extensions: Record<string, unknown> }>)[0].extensions).toMatchObject({ code: 'RATE_LIMITED', reason: 'TOO_MANY_OPERATIONS' });
+      } finally {
+        release();
+      }
+      // Once they have ended, the socket may run operations again.
+      for (;;) {
+        const me = await ws.client.iterate({ query: '{ me { id } }' }).next().catch(() => null);
+        if (me?.value) {
+          expect(me.value).toEqual({ data: { me: { id: user.id } } });
+          break;
+        }
+      }
+      ws.client.terminate();
+    });
+
+    it('limits the events handled at once on one Socket.IO socket', async () => {
+      const socket = ioClient(`${server.url}/socket-chat`, { transports: ['websocket'], reconnection: false, forceNew: true, auth: { token: user.accessToken } });
+      await new Promise<void>((resolve, reject) => socket.once('connect', () => resolve()).once('connect_error', reject));
+      await history();
+      const release = await holdDatabase();
+      let replies: unknown[] = [];
+      try {
+        const pending = Array.from({ length: 21 }, () => socket.timeout(10_000).emitWithAck('mark_as_read', { conversation_id: conversationId }).catch((err: Error) => err.message));
+        // The twenty-first answers at once: the others wait for the database.
+        replies = [await pending[20]];
+      } finally {
+        release();
+      }
+      expect(JSON.stringify(replies[0])).toMatch(/At most 20 events/);
+      socket.disconnect();
     });
 
     it('runs no further field of an operation whose client went away', async () => {
@@ -447,6 +562,8 @@ describe('cross-origin answers and the limits on sign-up and sign-in', () => {
     const listed = await ask('https://app.example');
     expect(listed.headers.get('access-control-allow-origin')).toBe('https://app.example');
     expect(listed.headers.get('access-control-allow-credentials')).toBe('true');
+    // The answer depends on the Origin, so a shared cache must keep answers apart by it.
+    expect(listed.headers.get('vary')).toMatch(/origin/i);
     const stranger = await ask('https://evil.example');
     expect(stranger.headers.get('access-control-allow-origin')).toBeNull();
     expect(stranger.headers.get('access-control-allow-credentials')).toBeNull();

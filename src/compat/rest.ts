@@ -1,8 +1,9 @@
 import type http from 'node:http';
 import * as cookie from 'cookie';
 import { authenticate, bearerToken, type Services } from '../graphql/context.ts';
+import { addressKey } from '../lib/client-address.ts';
 import { clientGoneSignal, sendJson, transportContext } from '../transports/http.ts';
-import { formTmpDir, MultipartError, readForm, type FormFile } from '../transports/multipart.ts';
+import { formTmpDir, hasUnreadBody, MultipartError, readForm, type FormFile } from '../transports/multipart.ts';
 import { GatewayError, type Caller, type Data, type Gateway } from './gateway.ts';
 import { corsOrigins } from '../config.ts';
 import { rateLimitHeaders, type Limit, type RateLimits } from '../lib/rate-limit.ts';
@@ -159,7 +160,7 @@ export class RestRouter {
       setCookies.push(...((await dialect.authorize?.(request, this.services, this.gateway)) ?? []));
       const limit = dialect.limits?.[route.limit ?? 'default'];
       if (limit) {
-        const who = (await this.identity(request)) ?? `ip:${request.caller.clientAddress}`;
+        const who = (await this.identity(request)) ?? `ip:${addressKey(request.caller.clientAddress ?? 'unknown')}`;
         const result = await this.limits.consume(`${dialect.name}:${route.limit ?? 'default'}`, limit, who);
         if (result) {
           headers = rateLimitHeaders(result);
@@ -178,6 +179,8 @@ export class RestRouter {
     } catch (err) {
       if (!(err instanceof GatewayError)) throw err;
       const reply = dialect.errorReply(err, request);
+      // Refused before its body was read (signed out, over a limit): the rest is not wanted.
+      if (hasUnreadBody(req)) headers = { ...headers, connection: 'close' };
       this.write(res, { ...reply, cookies: [...setCookies, ...(reply.cookies ?? [])] }, headers);
     } finally {
       await Promise.all(cleanup.map((discard) => discard()));

@@ -44,6 +44,8 @@ export class SocketSession {
   private readonly follows = new Map<string, AsyncIterableIterator<Data>>();
   /** Aborts on disconnect, so the socket's operations still running stop. */
   private readonly gone = new AbortController();
+  /** Client events being handled now (bounded per socket, as graphql-ws operations are). */
+  running = 0;
 
   constructor(
     readonly socket: Socket,
@@ -80,7 +82,10 @@ export class SocketSession {
       await events.return?.();
       return;
     }
+    // Two follows of one key may overlap (a client joining twice at once): the later one stays.
+    const earlier = this.follows.get(key);
     this.follows.set(key, events);
+    await earlier?.return?.();
     void (async () => {
       try {
         for await (const data of events) await onEvent(data);
@@ -149,12 +154,20 @@ export function bindSocketDialect(nsp: Namespace, dialect: SocketDialect, servic
       socket.on(name, async (...args: unknown[]) => {
         const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as (reply: unknown) => void) : null;
         const data = args[0] && typeof args[0] === 'object' ? (args[0] as Data) : {};
+        const max = services.config.WS_MAX_OPERATIONS;
+        if (session.running >= max) {
+          ack?.(session.fail(new GatewayError('RATE_LIMITED', `At most ${max} events may be handled at once on one socket`), name));
+          return;
+        }
+        session.running++;
         try {
           const reply = await handler(session, data);
           ack?.(reply ?? { success: true });
         } catch (err) {
           const payload = session.fail(err, name);
           ack?.(payload);
+        } finally {
+          session.running--;
         }
       });
     }

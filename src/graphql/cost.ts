@@ -4,7 +4,11 @@ import { getNamedType, isListType, isNonNullType, type GraphQLField, type GraphQ
 const LARGEST_PAGE = 200;
 /** What a connection asked without `first` or `last` is counted as: the common default page. */
 const UNSIZED_PAGE = 50;
-/** Items assumed in a plain list field (participants, attachments). */
+/**
+ * Items assumed in a plain list field (participants, attachments). An estimate: a public
+ * room lists up to 200 participants, but counting every list at its longest would refuse
+ * the ordinary conversation list; the page sizes and the time budget bound the rest.
+ */
 const LIST_ITEMS = 10;
 
 const isList = (type: GraphQLOutputType): boolean => isListType(isNonNullType(type) ? type.ofType : type);

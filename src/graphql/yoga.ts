@@ -23,12 +23,16 @@ export interface TransportContext {
   signal?: AbortSignal;
 }
 
-/** Echoes the request id on every response so a client can quote it when reporting a problem. */
-function requestIdHeader(): Plugin<Context> {
+/**
+ * Echoes the request id on every response so a client can quote it when reporting a problem,
+ * and marks answers that depend on the Origin (CORS) so a shared cache keeps them apart.
+ */
+function responseHeaders(): Plugin<Context> {
   return {
     onResponse({ request, response, serverContext }) {
       const id = (serverContext as { requestId?: string } | undefined)?.requestId ?? request.headers.get('x-request-id');
       if (id) response.headers.set('x-request-id', id);
+      if (request.headers.has('origin') && !/\borigin\b/i.test(response.headers.get('vary') ?? '')) response.headers.append('vary', 'Origin');
     },
   };
 }
@@ -46,7 +50,7 @@ function operationLog(): Plugin<Context> {
       return {
         onExecuteDone({ result }) {
           const errors = 'errors' in result ? (result.errors ?? []) : [];
-          const codes = errors.map((e) => String(e.extensions?.code ?? 'INTERNAL_SERVER_ERROR'));
+          const codes = errors.map((e) => String(e.extensions?.code ?? (inputFault(e.originalError) ? 'BAD_USER_INPUT' : 'INTERNAL_SERVER_ERROR')));
           const entry = { operation, ms: Math.round(performance.now() - started), userId: ctx.viewer?.id, errors: codes.length ? codes : undefined };
           if (codes.includes('INTERNAL_SERVER_ERROR')) ctx.log.warn(entry, 'operation failed');
           else ctx.log.debug(entry, 'operation');
@@ -63,7 +67,10 @@ function yogaLogger(log: Logger) {
     warn: (...args: unknown[]) => log.warn(args.map(String).join(' ')),
     error: (...args: unknown[]) => {
       const err = args.find((a) => a instanceof Error);
-      log.error({ err }, args.filter((a) => !(a instanceof Error)).map(String).join(' ') || 'graphql error');
+      const message = args.filter((a) => !(a instanceof Error)).map(String).join(' ') || 'graphql error';
+      // The client's own input refused by a library: maskError has logged it as such.
+      if (err && inputFault((err as GraphQLError).originalError ?? err)) return log.debug({ err }, message);
+      log.error({ err }, message);
     },
   };
 }
@@ -122,13 +129,13 @@ function corsFor(config: Config) {
 }
 
 /**
- * A GET request's `variables` or `extensions` that are not JSON are the client's mistake:
- * Yoga would answer them with a 500.
+ * `variables` or `extensions` that are not JSON, in a GET query string or a form-encoded POST,
+ * are the client's mistake: Yoga would answer them with a 500.
  */
 function queryStringJson(): Plugin {
   return {
-    onRequestParse({ request, requestParser, setRequestParser }) {
-      if (request.method !== 'GET' || !requestParser) return;
+    onRequestParse({ requestParser, setRequestParser }) {
+      if (!requestParser) return;
       setRequestParser(async (req) => {
         try {
           return await requestParser(req);
@@ -181,7 +188,7 @@ export function createGraphQLServer(
     cors: corsFor(services.config),
     graphiql: { title: 'Chat API', subscriptionsProtocol: 'WS' },
     landingPage: false,
-    plugins: [requestIdHeader(), queryStringJson(), inputChecks(), ...queryLimits(services.config), operationLog(), eventResults.plugin()],
+    plugins: [responseHeaders(), queryStringJson(), inputChecks(), ...queryLimits(services.config), operationLog(), eventResults.plugin()],
     context: (initial) => {
       // Yoga merges what this returns into the starting context, which is complete already.
       if (builtByTransport.has(initial)) return {} as Context;

@@ -17,3 +17,19 @@ export function clientAddress(
   }
   return socketAddress ?? 'unknown';
 }
+
+/**
+ * The part of an address that limits count: an IPv4 address whole (also when written as
+ * `::ffff:a.b.c.d`), an IPv6 address by its /64 network, since one subscriber is handed a whole
+ * /64 and could otherwise start afresh with every address in it.
+ */
+export function addressKey(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1];
+  if (!address.includes(':')) return address;
+  const [head, tail = ''] = address.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = address.includes('::') ? [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right] : left;
+  return `${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}

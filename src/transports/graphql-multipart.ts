@@ -1,9 +1,10 @@
 import type http from 'node:http';
+import { getOperationAST } from 'graphql';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { authenticate, bearerToken, type Context, type Services } from '../graphql/context.ts';
 import { maskError, type TransportContext } from '../graphql/yoga.ts';
 import { clientGoneSignal, sendJson, transportContext } from './http.ts';
-import { formTmpDir, MultipartError, readForm, type Form } from './multipart.ts';
+import { formTmpDir, hasUnreadBody, MultipartError, readForm, type Form } from './multipart.ts';
 
 /** Files one request may carry. */
 const MAX_FILES = 10;
@@ -53,6 +54,9 @@ function operationOf(form: Form): Operation | string {
   if (!operation || typeof operation !== 'object' || typeof (operation as Operation).query !== 'string') {
     return `The operations field must be an object with a query (${SPEC})`;
   }
+  const { variables, operationName } = operation as Operation;
+  if (variables != null && (typeof variables !== 'object' || Array.isArray(variables))) return 'variables must be an object';
+  if (operationName != null && typeof operationName !== 'string') return 'operationName must be a string';
   const map = fileMap(form.fields);
   if (!map) return `The map field must be an object of file fields to variable paths (${SPEC})`;
   for (const [field, paths] of Object.entries(map)) {
@@ -80,8 +84,7 @@ export async function handleMultipart(
 ) {
   const refuse = (status: number, code: string, message: string) => {
     // A refusal before the body is read closes the connection, or the client would send it all.
-    if (!req.complete) res.setHeader('connection', 'close');
-    sendJson(res, status, { errors: [{ message, extensions: { code } }] });
+    sendJson(res, status, { errors: [{ message, extensions: { code } }] }, hasUnreadBody(req) ? { connection: 'close' } : {});
   };
   const { viewer, authProblem } = await authenticate(services, bearerToken(req.headers.authorization));
   if (!viewer) return refuse(401, 'UNAUTHENTICATED', authProblem ?? 'Sign in to upload files');
@@ -112,6 +115,9 @@ export async function handleMultipart(
     }
     const errors = enveloped.validate(enveloped.schema, document);
     if (errors.length > 0) return sendJson(res, 400, { errors });
+    const kind = getOperationAST(document, operation.operationName as string | undefined)?.operation;
+    if (!kind) return refuse(400, 'BAD_USER_INPUT', 'Could not tell which operation to run: give operationName');
+    if (kind === 'subscription') return refuse(400, 'BAD_USER_INPUT', 'Subscriptions run over graphql-ws, not multipart requests');
     let result: { errors?: readonly Error[] };
     try {
       result = (await enveloped.execute({

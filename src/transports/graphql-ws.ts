@@ -1,5 +1,7 @@
+import type http from 'node:http';
 import type { Socket } from 'node:net';
 import { getOperationAST, GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
+import type { SubscribePayload } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -14,6 +16,11 @@ interface ConnectionState {
   viewer: Viewer | null;
   /** Aborts when the socket closes, so its operations still running stop. */
   closed: AbortSignal;
+  /**
+   * Operations started and not yet ended. Counted here rather than from graphql-ws's list,
+   * which forgets an operation the moment its client sends `complete` while it still runs.
+   */
+  running: number;
 }
 
 /** Largest message a client may send: an operation and its variables, never a file. */
@@ -100,6 +107,51 @@ export function createGraphQLWebSocketServer(
   const wss = new WebSocketServer({ noServer: true, WebSocket: GraphQLSocket, maxPayload: MAX_MESSAGE_BYTES });
   const states = new WeakMap<WebSocket, ConnectionState>();
 
+  /** The operation's envelope and arguments, or the errors that stop it (a syntax error, say). */
+  async function prepareOperation(
+    extra: { socket: WebSocket; request: http.IncomingMessage },
+    state: ConnectionState,
+    id: string,
+    payload: SubscribePayload,
+  ): Promise<EnvelopedArgs | readonly GraphQLError[]> {
+    const { socket, request } = extra;
+    // The token of connection_init, not a header: browsers cannot set headers on sockets.
+    const authorization = state.token ? `Bearer ${state.token}` : undefined;
+    const context = await operationContext(services, transportContext(request, services.config, { authorization, signal: state.closed }));
+    // The `next` frame graphql-ws would send, with the result's JSON made once for every
+    // subscriber it is shared with (turning it into JSON once per socket was a tenth of
+    // the server's time under load).
+    const frameStart = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+    context.pushResult = (result) => {
+      // A closed socket drops the result, as graphql-ws's own send does.
+      if (socket.readyState !== socket.OPEN) return true;
+      if (socket.bufferedAmount > PUSH_BACKLOG_LIMIT) return false;
+      socket.send(`${frameStart}${jsonOf(result)}}`);
+      return true;
+    };
+    const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped(context);
+    let document;
+    try {
+      document = parse(payload.query);
+    } catch (err) {
+      // A syntax error is this operation's answer, not a reason to drop the socket.
+      if ((err as Error)?.name === 'GraphQLError') return [err as GraphQLError];
+      throw err;
+    }
+    const errors = validate(schema, document);
+    if (errors.length > 0) return errors;
+    // graphql-ws would answer this itself, but without ending the operation (onComplete).
+    if (!getOperationAST(document, payload.operationName)) return [new GraphQLError('Unable to identify operation')];
+    return {
+      schema,
+      document,
+      operationName: payload.operationName,
+      variableValues: payload.variables,
+      contextValue: await contextFactory(),
+      rootValue: { execute, subscribe },
+    } as EnvelopedArgs;
+  }
+
   useServer(
     {
       // A query stopped by its time budget is that operation's error, not a reason to drop the
@@ -124,7 +176,7 @@ export function createGraphQLWebSocketServer(
         }
         const closed = new AbortController();
         socket.once('close', () => closed.abort());
-        states.set(socket, { token, viewer, closed: closed.signal });
+        states.set(socket, { token, viewer, closed: closed.signal, running: 0 });
         if (viewer) {
           await trackSignedIn(services, registry, viewer, expiresAt!, {
             close: (code, reason) => socket.close(code, reason),
@@ -134,53 +186,35 @@ export function createGraphQLWebSocketServer(
         }
         return true;
       },
+      onComplete: (ctx) => {
+        const state = states.get(ctx.extra.socket);
+        if (state) state.running--;
+      },
       onNext: (ctx, _id, _payload, args) => {
         if (!isSubscription(args)) (ctx.extra.socket as GraphQLSocket).holdFramesForThisTurn();
       },
       onSubscribe: async (ctx, id, payload) => {
-        const { socket, request } = ctx.extra;
-        // The new operation is counted already: graphql-ws lists it before asking us.
-        if (Object.keys(ctx.subscriptions).length > services.config.WS_MAX_OPERATIONS) {
+        const state = states.get(ctx.extra.socket);
+        if (!state) return [new GraphQLError('Unauthorized')];
+        if (state.running >= services.config.WS_MAX_OPERATIONS) {
           return [
             new AppError('RATE_LIMITED', `At most ${services.config.WS_MAX_OPERATIONS} operations may run at once on one socket; complete some first`, {
               reason: 'TOO_MANY_OPERATIONS',
             }),
           ];
         }
-        const state = states.get(socket);
-        // The token of connection_init, not a header: browsers cannot set headers on sockets.
-        const authorization = state?.token ? `Bearer ${state.token}` : undefined;
-        const context = await operationContext(services, transportContext(request, services.config, { authorization, signal: state?.closed }));
-        // The `next` frame graphql-ws would send, with the result's JSON made once for every
-        // subscriber it is shared with (turning it into JSON once per socket was a tenth of
-        // the server's time under load).
-        const frameStart = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
-        context.pushResult = (result) => {
-          // A closed socket drops the result, as graphql-ws's own send does.
-          if (socket.readyState !== socket.OPEN) return true;
-          if (socket.bufferedAmount > PUSH_BACKLOG_LIMIT) return false;
-          socket.send(`${frameStart}${jsonOf(result)}}`);
-          return true;
-        };
-        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped(context);
-        let document;
+        // Its place is taken before anything is awaited, so operations sent together are counted
+        // in the order they came; it is given back when the operation does not start, or by
+        // onComplete, which graphql-ws calls once a started operation has ended.
+        state.running++;
+        let started = false;
         try {
-          document = parse(payload.query);
-        } catch (err) {
-          // A syntax error is this operation's answer, not a reason to drop the socket.
-          if ((err as Error)?.name === 'GraphQLError') return [err as GraphQLError];
-          throw err;
+          const prepared = await prepareOperation(ctx.extra, state, id, payload);
+          started = !Array.isArray(prepared);
+          return prepared;
+        } finally {
+          if (!started) state.running--;
         }
-        const errors = validate(schema, document);
-        if (errors.length > 0) return errors;
-        return {
-          schema,
-          document,
-          operationName: payload.operationName,
-          variableValues: payload.variables,
-          contextValue: await contextFactory(),
-          rootValue: { execute, subscribe },
-        } as EnvelopedArgs;
       },
     },
     wss,

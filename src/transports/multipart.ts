@@ -39,6 +39,14 @@ export interface FormLimits {
   wantFile?(field: string, fields: Record<string, string>): boolean;
 }
 
+/**
+ * Whether `req` still has a body nobody read: an answer sent now should close the connection,
+ * or Node would read (and drop) the rest of an upload the client keeps sending.
+ */
+export function hasUnreadBody(req: http.IncomingMessage): boolean {
+  return !req.readableEnded && (Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined);
+}
+
 /** Where forms being read keep their files: under DATA_DIR, on the disk uploads go to. */
 export function formTmpDir(config: { DATA_DIR: string }): string {
   return path.join(config.DATA_DIR, 'tmp');
@@ -104,7 +112,8 @@ export async function readForm(req: http.IncomingMessage, limits: FormLimits): P
           defParamCharset: 'utf8',
           limits: {
             fileSize: limits.maxFileBytes,
-            files: limits.maxFileBytes > 0 ? limits.maxFiles : 0,
+            // Files a route does not take are skipped unread below, not refused.
+            files: limits.maxFiles,
             fields: limits.maxFields,
             fieldSize: limits.maxFieldBytes,
             parts: limits.maxFields + limits.maxFiles + 10,
@@ -166,10 +175,15 @@ export async function readForm(req: http.IncomingMessage, limits: FormLimits): P
           fail(failed.reason instanceof MultipartError ? failed.reason : new MultipartError('BAD_USER_INPUT', 'A file of this form could not be read'));
         });
       });
+      const left = () => fail(new MultipartError('BAD_USER_INPUT', 'The request ended before its body was complete'));
       req.once('error', () => fail(new MultipartError('BAD_USER_INPUT', 'The request failed while its body was read')));
+      // Closed before all of its body was handed on: the rest will never come.
       req.once('close', () => {
-        if (!req.complete) fail(new MultipartError('BAD_USER_INPUT', 'The request ended before its body was complete'));
+        if (!req.readableEnded) left();
       });
+      // A client may have gone while we were still deciding (signing in, making the directory):
+      // its 'close' has been and gone, and its body will never end.
+      if (req.destroyed && !req.readableEnded) return left();
       req.pipe(parser);
     });
   } catch (err) {

@@ -5,6 +5,7 @@ import type { Context, Services, Viewer } from '../../graphql/context.ts';
 import type { User } from '../../generated/prisma/client.ts';
 import { announceSessionChange } from './sessions.ts';
 import { LoginThrottle } from './throttle.ts';
+import { addressKey } from '../../lib/client-address.ts';
 import { burnPasswordCheck, hashPassword, verifyPassword } from '../../lib/passwords.ts';
 import { hashOpaqueToken, newOpaqueToken } from '../../lib/tokens.ts';
 import { parseInput, uniqueViolation } from '../../lib/validation.ts';
@@ -37,7 +38,7 @@ const registerRules = z.object({
 const AUTH_ATTEMPTS = { points: 20, seconds: 60 };
 
 async function countAttempt(ctx: Context): Promise<void> {
-  const result = await ctx.limits.consume('auth', AUTH_ATTEMPTS, `ip:${ctx.clientAddress}`);
+  const result = await ctx.limits.consume('auth', AUTH_ATTEMPTS, `ip:${addressKey(ctx.clientAddress)}`);
   if (result && !result.allowed) {
     throw new AppError('RATE_LIMITED', `Too many sign-up and sign-in attempts; try again in ${result.retryAfter} seconds`, {
       retryAfter: result.retryAfter,
@@ -91,9 +92,13 @@ function takenField(field: 'username' | 'email' | 'phone') {
  */
 const sessionSecondsRule = z.number().int().min(60, 'must be at least 60').nullish();
 
+/** Longer than any name or password we keep: anything longer is refused before any lookup. */
+const MAX_IDENTIFIER = 320;
+const MAX_PASSWORD = 1024;
+
 const loginRules = z.object({
-  identifier: z.string().trim().min(1, 'is required'),
-  password: z.string().min(1, 'is required'),
+  identifier: z.string().trim().min(1, 'is required').max(MAX_IDENTIFIER, `must be at most ${MAX_IDENTIFIER} characters`),
+  password: z.string().min(1, 'is required').max(MAX_PASSWORD, `must be at most ${MAX_PASSWORD} characters`),
   deviceId: deviceIdRule,
   sessionSeconds: sessionSecondsRule,
 });
@@ -105,23 +110,23 @@ const loginRules = z.object({
 export async function login(ctx: Context, input: unknown, counted = false): Promise<Session> {
   if (!counted) await countAttempt(ctx);
   const { identifier, password, deviceId, sessionSeconds } = parseInput(loginRules, input);
+  const key = LoginThrottle.key(identifier, ctx.clientAddress);
+  const attempt = await ctx.loginThrottle.begin(key);
+  if (!attempt.allowed) throw lockedError(attempt.retryAfter);
   const user = await findByIdentifier(ctx, identifier);
-  const key = LoginThrottle.key(user, identifier, ctx.clientAddress);
-  const locked = await ctx.loginThrottle.lockedFor(key);
-  if (locked > 0) throw lockedError(locked);
   const valid = user?.passwordHash ? await verifyPassword(user.passwordHash, password) : await burnPasswordCheck(password);
   if (!user || !valid) {
-    await ctx.loginThrottle.failed(key);
+    await ctx.loginThrottle.failed(key, attempt.round);
     throw unauthenticated('Invalid username or password');
   }
   if (user.status === 'BANNED') throw forbidden('This account is banned');
-  await ctx.loginThrottle.succeeded(key);
+  await ctx.loginThrottle.succeeded(key, attempt.round);
   return openSession(ctx, user, deviceId, sessionSeconds);
 }
 
 const emailLoginRules = z.object({
   email: emailRule,
-  password: z.string().min(1, 'must not be empty').nullish(),
+  password: z.string().min(1, 'must not be empty').max(MAX_PASSWORD, `must be at most ${MAX_PASSWORD} characters`).nullish(),
   name: displayNameRule.nullish(),
   avatarUrl: profileRules.shape.avatarUrl,
   deviceId: deviceIdRule,

@@ -1,16 +1,27 @@
+import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { addressKey } from '../../lib/client-address.ts';
 
-/** A day: failures and locks are forgotten after a day without more. */
-const DAY = 24 * 3600;
+/** Failures are forgotten an hour after the last one, and earlier locks after a day. */
+const HOUR = 3600;
+const DAY = 24 * HOUR;
 
 /**
- * Failed sign-ins, counted per account and client address (OWASP's authentication guidance):
- * `maxFailures` in a row from one address lock that address out of that account for
- * `lockSeconds`, doubling with each further lock within a day. A stranger's guesses therefore
- * never lock the owner out from their own address, and an unknown name is counted exactly like
- * an account, so the answers cannot tell which names exist. Kept in Redis when instances share
- * one (rate-limiter-flexible, as for the request limits), else in memory.
+ * What `begin` decided: the attempt may check its password (and reports back under `round`),
+ * or the name is locked here for `retryAfter` seconds.
+ */
+export type Attempt = { allowed: true; round: string } | { allowed: false; retryAfter: number };
+
+/**
+ * Failed sign-ins, counted per name as typed (username, email or phone) and client address,
+ * as OWASP's authentication guidance suggests: `maxFailures` in a row from one address lock
+ * that address out of that name for `lockSeconds`, doubling with each further lock within a
+ * day. A stranger's guesses therefore never lock the owner out from their own address. Names
+ * are counted alike whether or not an account has them, and each form of a name counts on its
+ * own, so neither the answers nor the moment a lock starts tell which names exist or which
+ * email belongs to which username. Kept in Redis when instances share one (rate-limiter-
+ * flexible, as for the request limits), else in memory; names are kept hashed.
  */
 export class LoginThrottle {
   private readonly failures: RateLimiterAbstract;
@@ -22,18 +33,48 @@ export class LoginThrottle {
     private readonly maxFailures: number,
     private readonly lockSeconds: number,
   ) {
-    const make = (keyPrefix: string, points: number) =>
+    const make = (keyPrefix: string, points: number, duration: number) =>
       redis
-        ? new RateLimiterRedis({ storeClient: redis, keyPrefix, points, duration: DAY })
-        : new RateLimiterMemory({ keyPrefix, points, duration: DAY });
-    this.failures = make('login-failures', maxFailures);
-    this.locks = make('login-lock', 1);
-    this.lockouts = make('login-lockouts', 1_000);
+        ? new RateLimiterRedis({ storeClient: redis, keyPrefix, points, duration })
+        : new RateLimiterMemory({ keyPrefix, points, duration });
+    this.failures = make('login-failures', maxFailures, HOUR);
+    this.locks = make('login-lock', 1, DAY);
+    this.lockouts = make('login-lockouts', 1_000, DAY);
   }
 
-  /** The key for one account (or unknown name) tried from one address. */
-  static key(account: { id: number } | null, identifier: string, address: string): string {
-    return `${account ? `user:${account.id}` : `name:${identifier.trim().toLowerCase()}`}|${address}`;
+  /** The key for one name tried from one address. */
+  static key(identifier: string, address: string): string {
+    const name = createHash('sha256').update(identifier.trim().toLowerCase()).digest('base64url').slice(0, 22);
+    return `${name}|${addressKey(address)}`;
+  }
+
+  /**
+   * Counts an attempt before its password is checked, so that attempts made at the same moment
+   * cannot all slip in before the first failure is counted: at most `maxFailures` are checked.
+   * Failures are counted per round (the number of locks so far), so a lock starts the next
+   * round afresh without a moment in which the old count is gone and the lock not yet set.
+   */
+  async begin(key: string): Promise<Attempt> {
+    // The round is read before the lock: a lock is set before its round moves on, so an
+    // attempt that sees the new round sees the lock too, and one that sees the old round
+    // counts where the limit was already reached.
+    const round = `${key}#${(await this.lockouts.get(key))?.consumedPoints ?? 0}`;
+    const locked = await this.lockedFor(key);
+    if (locked > 0) return { allowed: false, retryAfter: locked };
+    const { consumedPoints } = await this.failures.penalty(round, 1);
+    if (consumedPoints <= this.maxFailures) return { allowed: true, round };
+    return { allowed: false, retryAfter: await this.lock(key) };
+  }
+
+  /** A wrong password: the attempt that reaches the limit starts a lock. */
+  async failed(key: string, round: string): Promise<void> {
+    const counted = await this.failures.get(round);
+    if ((counted?.consumedPoints ?? 0) >= this.maxFailures) await this.lock(key);
+  }
+
+  /** The right password: the name's failures and locks from this address are forgotten. */
+  async succeeded(key: string, round: string): Promise<void> {
+    await Promise.all([this.failures.delete(round), this.lockouts.delete(key), this.locks.delete(key)]);
   }
 
   /** Seconds until `key` may try again; 0 when it may now. */
@@ -42,17 +83,17 @@ export class LoginThrottle {
     return lock && lock.consumedPoints > 1 ? Math.max(1, Math.ceil(lock.msBeforeNext / 1000)) : 0;
   }
 
-  /** Counts a failure; the one that reaches the limit starts a lock. */
-  async failed(key: string): Promise<void> {
-    const counted = await this.failures.penalty(key, 1);
-    if (counted.consumedPoints < this.maxFailures) return;
-    const { consumedPoints: lockNumber } = await this.lockouts.penalty(key, 1);
-    await this.failures.delete(key);
-    await this.locks.block(key, Math.min(DAY, this.lockSeconds * 2 ** Math.min(lockNumber - 1, 16)));
-  }
-
-  /** A success forgets the key's failures and earlier locks. */
-  async succeeded(key: string): Promise<void> {
-    await Promise.all([this.failures.delete(key), this.lockouts.delete(key)]);
+  /**
+   * Locks `key` (unless it is already), each lock within a day twice as long; returns its
+   * seconds. The lock is in place before the round moves on, so no attempt finds neither.
+   */
+  private async lock(key: string): Promise<number> {
+    const already = await this.lockedFor(key);
+    if (already > 0) return already;
+    const earlier = (await this.lockouts.get(key))?.consumedPoints ?? 0;
+    const seconds = Math.min(DAY, this.lockSeconds * 2 ** Math.min(earlier, 16));
+    await this.locks.block(key, seconds);
+    await this.lockouts.penalty(key, 1);
+    return seconds;
   }
 }
