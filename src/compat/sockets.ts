@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Namespace, Socket } from 'socket.io';
 import { authenticate, bearerToken, type Services, type Viewer } from '../graphql/context.ts';
 import { clientAddress } from '../lib/client-address.ts';
@@ -54,7 +55,10 @@ export class SocketSession {
     private readonly gateway: Gateway,
     private readonly dialect: SocketDialect,
     private readonly services: Services,
-  ) {}
+  ) {
+    // Each event being handled listens to it (at most WS_MAX_OPERATIONS): not a leak to warn of.
+    setMaxListeners(services.config.WS_MAX_OPERATIONS + 10, this.gone.signal);
+  }
 
   get caller(): Caller {
     const { headers, address } = this.socket.handshake;

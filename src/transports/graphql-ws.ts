@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type http from 'node:http';
 import type { Socket } from 'node:net';
 import { getOperationAST, GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
@@ -175,6 +176,8 @@ export function createGraphQLWebSocketServer(
           return false;
         }
         const closed = new AbortController();
+        // Each running operation listens to it (at most WS_MAX_OPERATIONS): not a leak to warn of.
+        setMaxListeners(services.config.WS_MAX_OPERATIONS + 10, closed.signal);
         socket.once('close', () => closed.abort());
         states.set(socket, { token, viewer, closed: closed.signal, running: 0 });
         if (viewer) {
