@@ -381,6 +381,23 @@ describe('limits on what one request may ask', () => {
       socket.disconnect();
     });
 
+    it('counts a dialect request whose client left while it waited as abandoned', async () => {
+      await history();
+      const before = (await metrics()).operationsAbandoned;
+      const release = await holdDatabase();
+      try {
+        const leaving = new AbortController();
+        const sent = fetch(`${server.url}/flask-chat/api/users/`, { signal: leaving.signal, headers: { authorization: `Bearer ${user.accessToken}` } }).catch(() => null);
+        while (server.app.services.sql.waitingCount === 0) await new Promise((r) => setTimeout(r, 5));
+        leaving.abort();
+        await sent;
+        while ((await metrics()).operationsAbandoned === before) await new Promise((r) => setTimeout(r, 10));
+      } finally {
+        release();
+      }
+      expect((await fetch(`${server.url}/health`)).status).toBe(200);
+    });
+
     it('runs no further field of an operation whose client went away', async () => {
       await history();
       const before = (await metrics()).operationsAbandoned;
