@@ -362,17 +362,29 @@ const SEED_FIELDS = [
 const QUERY_NAMES = ['limit', 'offset', 'before', 'after', 'search', 'skip', 'query', 'page'];
 
 const seedBody = fc.dictionary(fc.constantFrom(...SEED_FIELDS), fc.oneof(oddText, badId, wrongType, oddJson), { maxKeys: 6 });
+/** Stands for the fuzzing users' conversation id, known only once the server runs. */
+const THE_CONVERSATION = '<the conversation>';
+
 /** Path parameters: ids that name nothing, odd text, and (so bodies reach deeper) the fuzzing users' conversation. */
 const paramValue = fc.oneof(
   badId.map(String),
   fc.constantFrom('%00', '%ff', '..%2F..%2Fetc', 'x'.repeat(3000), '%F0%9F%98%80', '%ED%A0%80', 'me'),
   fc.string({ maxLength: 20 }).map(encodeURIComponent),
-  fc.constant('conversation').map(() => conversationId),
+  fc.constant(THE_CONVERSATION),
 );
 
+/**
+ * The route's path with these parameters. The fuzzing users' conversation goes only where a
+ * conversation or chat is named: its id may also be one of theirs as a user (a DELETE
+ * /api/users/:id would then delete the fuzzing user).
+ */
 function pathOf(template: string, values: string[]): string {
   let i = 0;
-  return template.replace(/:([a-z_]+)/gi, () => values[i++ % values.length] ?? '1');
+  return template.replace(/:([a-z_]+)/gi, (_, name: string) => {
+    const value = values[i++ % values.length];
+    if (value !== THE_CONVERSATION) return value;
+    return /conversation|chat/.test(name) ? conversationId : 'abc';
+  });
 }
 
 describe('fuzz: every dialect route and socket event', { timeout: TIME_LIMIT_MS + 30_000 }, () => {
