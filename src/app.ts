@@ -24,7 +24,7 @@ import { MessageWriter } from './modules/messages/writer.ts';
 import { PresenceService } from './modules/presence/service.ts';
 import { createGraphQLWebSocketServer } from './transports/graphql-ws.ts';
 import { SocketRegistry } from './transports/socket-registry.ts';
-import { sendJson } from './transports/http.ts';
+import { sendGraphQLError, sendJson } from './transports/http.ts';
 import { handleMultipart } from './transports/graphql-multipart.ts';
 import { serveFile } from './modules/files/http.ts';
 import { createStorage } from './storage/storage.ts';
@@ -143,12 +143,12 @@ async function assemble(services: Services, database: Database, instanceId: stri
     }
     if (pathname === '/health') return void health(res);
     if (pathname === '/metrics') return void sendJson(res, 200, metrics());
-    if ((pathname === '/graphql' || pathname.startsWith('/graphql/')) && req.method === 'POST' && /^multipart\/form-data/i.test(req.headers['content-type'] ?? '')) {
-      return void handleMultipart(services, yoga, req, res).catch(fail);
-    }
     if (pathname === '/graphql' || pathname.startsWith('/graphql/')) {
+      if (req.method === 'POST' && /^multipart\/form-data/i.test(req.headers['content-type'] ?? '')) {
+        return void handleMultipart(services, yoga, req, res).catch(fail);
+      }
       const refusal = bodyRefusal(req);
-      if (refusal) return void sendJson(res, refusal.status, { errors: [{ message: refusal.message, extensions: { code: refusal.code } }] }, { connection: 'close' });
+      if (refusal) return void sendGraphQLError(req, res, refusal.status, refusal.code, refusal.message);
       return void yoga.handle(req, res);
     }
     if ((pathname.startsWith('/files/') || pathname.startsWith('/avatars/')) && (req.method === 'GET' || req.method === 'HEAD')) {

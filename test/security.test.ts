@@ -301,6 +301,13 @@ describe('limits on what one request may ask', () => {
       return result.data!.messages.edges.map((e) => e.node.content);
     };
     const metrics = async () => (await (await fetch(`${server.url}/metrics`)).json()) as { operationsTimedOut: number; operationsAbandoned: number };
+    /** A graphql-ws socket of the user's, whose session the server remembers (no query to sign in). */
+    const signedInSocket = async () => {
+      const ws = connectWs(server, user.accessToken);
+      await ws.connected;
+      await history();
+      return ws;
+    };
 
     it('answers a query that runs longer than OPERATION_TIMEOUT at once, with UNAVAILABLE', async () => {
       await history(); // the session is remembered from here on, so signing in needs no query
@@ -316,9 +323,7 @@ describe('limits on what one request may ask', () => {
     });
 
     it('stops a query past its budget over graphql-ws and in a dialect route alike, keeping the socket', async () => {
-      const ws = connectWs(server, user.accessToken);
-      await ws.connected;
-      await history();
+      const ws = await signedInSocket();
       const release = await holdDatabase();
       try {
         const stopped = await ws.client.iterate({ query: 'query ($c: ID!) { messages(conversationId: $c) { edges { cursor } } }', variables: { c: conversationId } }).next();
@@ -334,9 +339,7 @@ describe('limits on what one request may ask', () => {
     });
 
     it('counts an operation until it has ended, even when its client sent complete', async () => {
-      const ws = connectWs(server, user.accessToken);
-      await ws.connected;
-      await history();
+      const ws = await signedInSocket();
       const release = await holdDatabase();
       try {
         // Twenty sends wait for the database; their client completes each at once (raw frames on

@@ -2,11 +2,11 @@ import type http from 'node:http';
 import * as cookie from 'cookie';
 import { authenticate, bearerToken, type Services } from '../graphql/context.ts';
 import { addressKey } from '../lib/client-address.ts';
-import { clientGoneSignal, sendJson, transportContext } from '../transports/http.ts';
-import { formTmpDir, hasUnreadBody, MultipartError, readForm, type FormFile } from '../transports/multipart.ts';
+import { clientGoneSignal, hasUnreadBody, sendJson, transportContext } from '../transports/http.ts';
+import { formTmpDir, MultipartError, readForm, type FormFile } from '../transports/multipart.ts';
 import { GatewayError, type Caller, type Data, type Gateway } from './gateway.ts';
 import { corsOrigins } from '../config.ts';
-import { rateLimitHeaders, type Limit, type RateLimits } from '../lib/rate-limit.ts';
+import { rateLimitHeaders, type Limit } from '../lib/rate-limit.ts';
 
 /** A file of a multipart request, kept in a temporary file until the route is done. */
 export type UploadedFile = FormFile;
@@ -96,14 +96,11 @@ interface CompiledRoute {
 export class RestRouter {
   private readonly dialects: Array<{ dialect: RestDialect; routes: CompiledRoute[] }>;
 
-  private readonly limits: RateLimits;
-
   constructor(
     private readonly services: Services,
     private readonly gateway: Gateway,
     dialects: RestDialect[],
   ) {
-    this.limits = services.limits;
     this.dialects = dialects.map((dialect) => ({ dialect, routes: dialect.routes.map(compile) }));
   }
 
@@ -161,7 +158,7 @@ export class RestRouter {
       const limit = dialect.limits?.[route.limit ?? 'default'];
       if (limit) {
         const who = (await this.identity(request)) ?? `ip:${addressKey(request.caller.clientAddress ?? 'unknown')}`;
-        const result = await this.limits.consume(`${dialect.name}:${route.limit ?? 'default'}`, limit, who);
+        const result = await this.services.limits.consume(`${dialect.name}:${route.limit ?? 'default'}`, limit, who);
         if (result) {
           headers = rateLimitHeaders(result);
           if (!result.allowed) {

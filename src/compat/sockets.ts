@@ -47,6 +47,8 @@ export class SocketSession {
   private readonly gone = new AbortController();
   /** Client events being handled now (bounded per socket, as graphql-ws operations are). */
   running = 0;
+  /** Where the client connects from, as its handshake said. */
+  private readonly address: string;
 
   constructor(
     readonly socket: Socket,
@@ -58,16 +60,14 @@ export class SocketSession {
   ) {
     // Each event being handled listens to it (at most WS_MAX_OPERATIONS): not a leak to warn of.
     setMaxListeners(services.config.WS_MAX_OPERATIONS + 10, this.gone.signal);
+    const { headers, address } = socket.handshake;
+    this.address = clientAddress(headers, address, services.config.TRUST_PROXY === 'true');
   }
 
   get caller(): Caller {
-    const { headers, address } = this.socket.handshake;
-    return {
-      authorization: `Bearer ${this.token}`,
-      host: headers['x-forwarded-host']?.toString() ?? headers.host,
-      clientAddress: clientAddress(headers, address, this.services.config.TRUST_PROXY === 'true'),
-      signal: this.gone.signal,
-    };
+    // A fresh object each time: Yoga adds the operation's context to the one it is given.
+    const { headers } = this.socket.handshake;
+    return { authorization: `Bearer ${this.token}`, host: headers['x-forwarded-host']?.toString() ?? headers.host, clientAddress: this.address, signal: this.gone.signal };
   }
 
   run(document: string, variables: Record<string, unknown> = {}): Promise<Data> {

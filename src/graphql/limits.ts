@@ -131,8 +131,8 @@ function costLimit(max: number): Plugin {
 function timeBudget(ms: number): Plugin {
   return {
     onExecute({ args }) {
-      const ctx = args.contextValue as Partial<Context> & { request?: Request };
-      const gone = ctx.clientGone ?? ctx.request?.signal;
+      const ctx = args.contextValue as Partial<Context>;
+      const gone = ctx.clientGone;
       const isQuery = getOperationAST(args.document, args.operationName)?.operation === 'query';
       const controller = new AbortController();
       // The executor throws once stopped, and then does not call onExecuteDone: both ends clean up.

@@ -57,12 +57,16 @@ export class RateLimits {
     const name = `${bucket}:${limit.points}/${limit.seconds}`;
     let limiter = this.limiters.get(name);
     if (!limiter) {
-      const options = { keyPrefix: `rl:${name}`, points: limit.points, duration: limit.seconds };
-      limiter = this.redis ? new RateLimiterRedis({ ...options, storeClient: this.redis }) : new RateLimiterMemory(options);
+      limiter = createLimiter(this.redis, { keyPrefix: `rl:${name}`, points: limit.points, duration: limit.seconds });
       this.limiters.set(name, limiter);
     }
     return limiter;
   }
+}
+
+/** A counter of `points` per `duration` seconds, kept in Redis when the instances share one. */
+export function createLimiter(redis: Redis | undefined, options: { keyPrefix: string; points: number; duration: number }): RateLimiterAbstract {
+  return redis ? new RateLimiterRedis({ ...options, storeClient: redis }) : new RateLimiterMemory(options);
 }
 
 /** The X-RateLimit-* headers a client reads to pace itself. */

@@ -3,8 +3,8 @@ import { getOperationAST } from 'graphql';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { authenticate, bearerToken, type Context, type Services } from '../graphql/context.ts';
 import { maskError, type TransportContext } from '../graphql/yoga.ts';
-import { clientGoneSignal, sendJson, transportContext } from './http.ts';
-import { formTmpDir, hasUnreadBody, MultipartError, readForm, type Form } from './multipart.ts';
+import { clientGoneSignal, sendGraphQLError, sendJson, transportContext } from './http.ts';
+import { formTmpDir, MultipartError, readForm, type Form } from './multipart.ts';
 
 /** Files one request may carry. */
 const MAX_FILES = 10;
@@ -43,7 +43,7 @@ function place(operation: Operation, dotted: string, value: unknown): boolean {
 }
 
 /** The operation of a read form with its files in place, or the reason it cannot run. */
-function operationOf(form: Form): Operation | string {
+function operationOf(form: Form, map: Record<string, string[]> | null): Operation | string {
   let operation: unknown;
   try {
     operation = JSON.parse(form.fields.operations ?? '');
@@ -57,7 +57,6 @@ function operationOf(form: Form): Operation | string {
   const { variables, operationName } = operation as Operation;
   if (variables != null && (typeof variables !== 'object' || Array.isArray(variables))) return 'variables must be an object';
   if (operationName != null && typeof operationName !== 'string') return 'operationName must be a string';
-  const map = fileMap(form.fields);
   if (!map) return `The map field must be an object of file fields to variable paths (${SPEC})`;
   for (const [field, paths] of Object.entries(map)) {
     const file = form.files.find((f) => f.field === field);
@@ -82,13 +81,14 @@ export async function handleMultipart(
   req: http.IncomingMessage,
   res: http.ServerResponse,
 ) {
-  const refuse = (status: number, code: string, message: string) => {
-    // A refusal before the body is read closes the connection, or the client would send it all.
-    sendJson(res, status, { errors: [{ message, extensions: { code } }] }, hasUnreadBody(req) ? { connection: 'close' } : {});
-  };
+  const refuse = (status: number, code: string, message: string) => sendGraphQLError(req, res, status, code, message);
   const { viewer, authProblem } = await authenticate(services, bearerToken(req.headers.authorization));
   if (!viewer) return refuse(401, 'UNAUTHENTICATED', authProblem ?? 'Sign in to upload files');
 
+  // Read once, when the first file part asks which files the map names (the spec sends the map
+  // before the files; one sent after them names none).
+  let map: ReturnType<typeof fileMap> | undefined;
+  const mapOf = (fields: Record<string, string>) => (map ??= fileMap(fields));
   let form: Form;
   try {
     form = await readForm(req, {
@@ -97,14 +97,14 @@ export async function handleMultipart(
       maxFiles: MAX_FILES,
       maxFields: 2,
       maxFieldBytes: MAX_FIELD_BYTES,
-      wantFile: (field, fields) => Object.hasOwn(fileMap(fields) ?? {}, field),
+      wantFile: (field, fields) => Object.hasOwn(mapOf(fields) ?? {}, field),
     });
   } catch (err) {
     if (!(err instanceof MultipartError)) throw err;
     return refuse(err.status, err.code, err.message);
   }
   try {
-    const operation = operationOf(form);
+    const operation = operationOf(form, mapOf(form.fields));
     if (typeof operation === 'string') return refuse(400, 'BAD_USER_INPUT', operation);
     const enveloped = yoga.getEnveloped(transportContext(req, services.config, { signal: clientGoneSignal(res) }));
     let document;

@@ -11,6 +11,22 @@ export function sendJson(res: http.ServerResponse, status: number, body: unknown
 }
 
 /**
+ * Whether `req` still has a body nobody read: an answer sent now should close the connection,
+ * or Node would read (and drop) the rest of an upload the client keeps sending.
+ */
+export function hasUnreadBody(req: http.IncomingMessage): boolean {
+  return !req.readableEnded && (Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined);
+}
+
+/**
+ * A request refused outside GraphQL execution (before its body is read, say), in the shape
+ * GraphQL clients read errors from; a body still unread is not wanted, so the connection closes.
+ */
+export function sendGraphQLError(req: http.IncomingMessage, res: http.ServerResponse, status: number, code: string, message: string) {
+  sendJson(res, status, { errors: [{ message, extensions: { code } }] }, hasUnreadBody(req) ? { connection: 'close' } : {});
+}
+
+/**
  * What a Node request (an HTTP request or a WebSocket upgrade) tells the context factory:
  * credentials, request id, the host the client used (for absolute links), where it connects
  * from, and a signal that aborts once it is gone.

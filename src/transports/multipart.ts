@@ -39,14 +39,6 @@ export interface FormLimits {
   wantFile?(field: string, fields: Record<string, string>): boolean;
 }
 
-/**
- * Whether `req` still has a body nobody read: an answer sent now should close the connection,
- * or Node would read (and drop) the rest of an upload the client keeps sending.
- */
-export function hasUnreadBody(req: http.IncomingMessage): boolean {
-  return !req.readableEnded && (Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined);
-}
-
 /** Where forms being read keep their files: under DATA_DIR, on the disk uploads go to. */
 export function formTmpDir(config: { DATA_DIR: string }): string {
   return path.join(config.DATA_DIR, 'tmp');

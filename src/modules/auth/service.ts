@@ -47,10 +47,9 @@ async function countAttempt(ctx: Context): Promise<void> {
 }
 
 export async function register(ctx: Context, input: unknown): Promise<Session> {
-  const services: Services = ctx;
   await countAttempt(ctx);
   const data = parseInput(registerRules, input);
-  const taken = await services.db.user.findFirst({
+  const taken = await ctx.db.user.findFirst({
     where: {
       OR: [
         { username: data.username },
@@ -63,7 +62,7 @@ export async function register(ctx: Context, input: unknown): Promise<Session> {
   if (taken) throw takenField(taken.username === data.username ? 'username' : taken.email === data.email ? 'email' : 'phone');
   let user: User;
   try {
-    user = await services.db.user.create({
+    user = await ctx.db.user.create({
       data: {
         username: data.username,
         email: data.email ?? null,
@@ -79,7 +78,7 @@ export async function register(ctx: Context, input: unknown): Promise<Session> {
     if (fields) throw takenField((['username', 'email', 'phone'] as const).find((f) => fields.includes(f)) ?? 'username');
     throw err;
   }
-  return openSession(services, user, data.deviceId);
+  return openSession(ctx, user, data.deviceId);
 }
 
 function takenField(field: 'username' | 'email' | 'phone') {
@@ -140,29 +139,28 @@ const emailLoginRules = z.object({
  * address could otherwise use it.
  */
 export async function emailLogin(ctx: Context, input: unknown): Promise<Session> {
-  const services: Services = ctx;
   await countAttempt(ctx);
   const data = parseInput(emailLoginRules, input);
-  const existing = await services.db.user.findUnique({ where: { email: data.email } });
+  const existing = await ctx.db.user.findUnique({ where: { email: data.email } });
   if (existing?.passwordHash || (!existing && data.password)) {
     if (!data.password) throw unauthenticated('This account has a password: send it with the email');
     if (existing) {
       return login(ctx, { identifier: data.email, password: data.password, deviceId: data.deviceId, sessionSeconds: data.sessionSeconds }, true);
     }
     parseInput(z.object({ password: passwordRule }), { password: data.password });
-  } else if (services.config.AUTH_PASSWORDLESS_EMAIL_LOGIN !== 'true') {
+  } else if (ctx.config.AUTH_PASSWORDLESS_EMAIL_LOGIN !== 'true') {
     throw unauthenticated('Signing in with an email alone is turned off on this server; send a password');
   }
   if (existing) {
     if (existing.status === 'BANNED') throw forbidden('This account is banned');
-    return openSession(services, existing, data.deviceId, data.sessionSeconds);
+    return openSession(ctx, existing, data.deviceId, data.sessionSeconds);
   }
-  const user = await createEmailAccount(services, data.email, {
+  const user = await createEmailAccount(ctx, data.email, {
     displayName: data.name ?? null,
     avatarUrl: data.avatarUrl ?? null,
     passwordHash: data.password ? await hashPassword(data.password) : null,
   });
-  return openSession(services, user, data.deviceId, data.sessionSeconds);
+  return openSession(ctx, user, data.deviceId, data.sessionSeconds);
 }
 
 /** A new account known by its email, with a username made from the address. */

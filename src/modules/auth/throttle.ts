@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { addressKey } from '../../lib/client-address.ts';
+import { createLimiter } from '../../lib/rate-limit.ts';
 
 /** Failures are forgotten an hour after the last one, and earlier locks after a day. */
 const HOUR = 3600;
@@ -33,10 +34,7 @@ export class LoginThrottle {
     private readonly maxFailures: number,
     private readonly lockSeconds: number,
   ) {
-    const make = (keyPrefix: string, points: number, duration: number) =>
-      redis
-        ? new RateLimiterRedis({ storeClient: redis, keyPrefix, points, duration })
-        : new RateLimiterMemory({ keyPrefix, points, duration });
+    const make = (keyPrefix: string, points: number, duration: number) => createLimiter(redis, { keyPrefix, points, duration });
     this.failures = make('login-failures', maxFailures, HOUR);
     this.locks = make('login-lock', 1, DAY);
     this.lockouts = make('login-lockouts', 1_000, DAY);
