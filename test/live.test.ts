@@ -115,6 +115,43 @@ describe('conversationEvents', () => {
     await ws.client.dispose();
   });
 
+  it('gets a message sent while its subscription was still starting, once', async () => {
+    const [writer, reader] = await Promise.all([signUp(server), signUp(server)]);
+    const id = await directBetween(server, writer, reader);
+    // Fault injection: once the reader's subscription listens, its next access read waits
+    // until a message has been committed, as a busy database may make it.
+    const sql = server.app.services.sql;
+    const query = sql.query;
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let armed = false;
+    const arm = (topic: string) => (armed ||= topic === `conversation:${id}`);
+    server.app.services.bus.activity.on('listen', arm);
+    sql.query = ((config: { name?: string; values?: unknown[] }, ...rest: unknown[]) => {
+      const held = armed && config?.name === 'conversation-access' && config.values?.[1] === Number(reader.id);
+      if (!held) return (query as (...a: unknown[]) => unknown).call(sql, config, ...rest);
+      armed = false;
+      return gate.then(() => (query as (...a: unknown[]) => unknown).call(sql, config, ...rest));
+    }) as typeof sql.query;
+    try {
+      const ws = connectWs(server, reader.accessToken);
+      const events = subscribe(ws, ConversationEvents, { conversationId: id });
+      const live = listening(server, `conversation:${id}`);
+      const first = nextEvent(events, 'message sent while the subscription started', 5_000);
+      await live;
+      const sent = await send(server, writer, id, 'in the window');
+      open();
+      expect((await first).data!.conversationEvents).toMatchObject({ __typename: 'MessageAddedEvent', message: { id: sent.id } });
+      // Its event and its row both reached the stream: the next thing is the next message.
+      const next = await send(server, writer, id, 'after');
+      expect((await nextEvent(events, 'the next message')).data!.conversationEvents).toMatchObject({ message: { id: next.id } });
+      await ws.client.dispose();
+    } finally {
+      sql.query = query;
+      server.app.services.bus.activity.off('listen', arm);
+    }
+  });
+
   /** Fault injection: the bus loses the next message event of conversation `id`. Returns the repair. */
   function loseNextMessageEvent(id: string) {
     const bus = server.app.services.bus;

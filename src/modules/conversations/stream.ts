@@ -20,12 +20,12 @@ const GAP_WAIT_MS = 1500;
  * instances publishing at once) is held until the earlier one arrives, or until the missing
  * ones are read from the database if they have not come within GAP_WAIT_MS. Typing of the
  * viewer themself is left out, and the stream ends as soon as the viewer is removed from the
- * conversation.
+ * conversation. The stream starts at `nextSeq`; `conversation` was read after listening began.
  */
 export function conversationStream(
   ctx: Context,
   events: EventStream<StreamItem>,
-  conversation: { id: number; kind: string },
+  conversation: { id: number; kind: string; lastSeq: number },
   nextSeq: number,
 ): EventStream<StreamItem> {
   const me = ctx.viewer!.id;
@@ -52,22 +52,31 @@ export function conversationStream(
   };
   events.onEnd(() => clearTimeout(gapTimer));
 
-  const fillGap = async () => {
+  /**
+   * Reads the messages from `expected` up to (not including) `until` from the database and
+   * hands them over in order, each one held already going out in its place; the events that
+   * arrive meanwhile wait in `backlog` and follow.
+   */
+  const fill = async (until: number) => {
+    clearTimeout(gapTimer);
     gapTimer = undefined;
     if (events.isClosed) return;
     backlog = [];
     try {
-      const firstHeld = Math.min(...held.keys());
-      const missing = await ctx.db.message.findMany({
-        where: { conversationId: conversation.id, seq: { gte: expected, lt: firstHeld } },
+      const rows = await ctx.db.message.findMany({
+        where: { conversationId: conversation.id, seq: { gte: expected, lt: until } },
         include: messageInclude,
         orderBy: { seq: 'asc' },
       });
       if (events.isClosed) return; // the subscriber left meanwhile: nothing reached them
-      for (const m of missing) {
-        if (!m.deletedAt) events.emit(delivered(ctx, { type: 'messageAdded', conversationId: m.conversationId, message: messageSnapshot(m) }));
+      const read = new Map(rows.map((m) => [m.seq, m]));
+      for (; expected < until; expected++) {
+        const event = held.get(expected);
+        held.delete(expected);
+        const m = read.get(expected);
+        if (event) events.emit(event);
+        else if (m && !m.deletedAt) events.emit(delivered(ctx, { type: 'messageAdded', conversationId: m.conversationId, message: messageSnapshot(m) }));
       }
-      expected = firstHeld;
       releaseInOrder();
     } catch (err) {
       events.finish(err);
@@ -77,6 +86,7 @@ export function conversationStream(
       if (!events.isClosed) arrived.forEach(accept);
     }
   };
+  const fillGap = () => (held.size > 0 ? fill(Math.min(...held.keys())) : undefined);
 
   const accept = (event: BusEvent) => {
     if (backlog) {
@@ -111,7 +121,11 @@ export function conversationStream(
     }
   };
 
-  return events.through(accept);
+  events.through(accept);
+  // Messages sent between the read that gave `nextSeq` and the moment listening began were
+  // published before anyone here listened: they come from the database, once.
+  if (conversation.lastSeq >= expected) void fill(conversation.lastSeq + 1);
+  return events;
 }
 
 /**

@@ -80,14 +80,18 @@ builder.subscriptionFields((t) => ({
     description: 'Messages added, edited and deleted, typing and read receipts of one conversation.',
     authScopes: { signedIn: true },
     args: { conversationId: t.arg.id({ required: true }) },
-    // Listening begins first; then one read checks access and gives the conversation's last
-    // seq, so every newer message is in the stream. A stranger still gets an ordinary FORBIDDEN
-    // error before any event, and the topic is released.
-    subscribe: (_root, { conversationId }, ctx) => {
+    // Read, listen, read again. The first read refuses a stranger before the bus is touched and
+    // fixes where the stream starts: every message after it reaches the subscriber, from the bus
+    // or, if it was published before listening began, from the database. The second read sees
+    // a removal that happened before listening began (whose event the stream cannot get). One
+    // read after listening alone was not enough: a message committed between listening and
+    // that read counted as older than the subscription, and its event was dropped.
+    subscribe: async (_root, { conversationId }, ctx) => {
       const id = parseId(conversationId, 'Conversation');
+      const start = (await requireReadable(ctx, id)).conversation.lastSeq + 1;
       return ctx.bus.stream([topics.conversation(id)], async (events) => {
         const { conversation } = await requireReadable(ctx, id);
-        return conversationStream(ctx, events, conversation, conversation.lastSeq + 1);
+        return conversationStream(ctx, events, conversation, start);
       });
     },
     resolve: deliver,
