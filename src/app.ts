@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.ts';
 import type { Services } from './graphql/context.ts';
@@ -23,15 +24,18 @@ import { DeliveryTracker } from './modules/messages/delivery.ts';
 import { MessageWriter } from './modules/messages/writer.ts';
 import { PresenceService } from './modules/presence/service.ts';
 import { createGraphQLWebSocketServer } from './transports/graphql-ws.ts';
-import { SocketRegistry } from './transports/socket-registry.ts';
+import { SocketRegistry } from './realtime/registry.ts';
+import type { SocketIoDialect, WsDialect } from './realtime/session.ts';
 import { sendGraphQLError, sendJson } from './transports/http.ts';
 import { handleMultipart } from './transports/graphql-multipart.ts';
 import { serveFile } from './modules/files/http.ts';
 import { createStorage } from './storage/storage.ts';
-import { restDialects, socketDialects } from './compat/dialects.ts';
-import { Gateway } from './compat/gateway.ts';
+import { restDialects, socketDialects, wsDialects } from './compat/dialects.ts';
+import { Gateway } from './gateway/gateway.ts';
 import { RestRouter } from './compat/rest.ts';
 import { createSocketIoServer } from './transports/socket-io.ts';
+import { createRawWebSocketServer } from './transports/raw-ws.ts';
+import { upgradeHandler, type UpgradeRoute } from './transports/upgrade.ts';
 
 /** Largest JSON body of a GraphQL request: an operation and its variables (files go by multipart). */
 const MAX_GRAPHQL_BODY = 1024 * 1024;
@@ -54,6 +58,12 @@ function bodyRefusal(req: http.IncomingMessage): { status: number; code: string;
   return null;
 }
 
+/** Realtime dialects mounted besides this server's own (tests mount one on both transports). */
+export interface AppOptions {
+  socketDialects?: SocketIoDialect[];
+  wsDialects?: WsDialect[];
+}
+
 export interface App {
   /** Listens on `port` (0 picks a free one) and resolves with the URL it serves. */
   start(port?: number, host?: string): Promise<string>;
@@ -66,7 +76,7 @@ export interface App {
  * Builds one instance: opens the database and applies migrations, connects pub/sub, and wires
  * every transport onto one node:http server. Nothing listens until `start`.
  */
-export async function buildApp(config: Config, log: Logger = createLogger(config.LOG_LEVEL)): Promise<App> {
+export async function buildApp(config: Config, log: Logger = createLogger(config.LOG_LEVEL), options: AppOptions = {}): Promise<App> {
   const instanceId = randomUUID();
   const database = await openDatabase(config, log);
   let bus: EventBus | undefined;
@@ -94,7 +104,7 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
       log,
     };
     await Promise.all([ensureAdmin(services), ensureDefaultRoom(services)]);
-    return assemble(services, database, instanceId);
+    return assemble(services, database, instanceId, options);
   } catch (err) {
     await bus?.close().catch(() => {});
     await database.close().catch(() => {});
@@ -102,7 +112,7 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
   }
 }
 
-async function assemble(services: Services, database: Database, instanceId: string): Promise<App> {
+async function assemble(services: Services, database: Database, instanceId: string, options: AppOptions): Promise<App> {
   const { bus, presence, log, config } = services;
   const eventResults = new SharedEventResults();
   const yoga = createGraphQLServer(services, eventResults);
@@ -158,13 +168,17 @@ async function assemble(services: Services, database: Database, instanceId: stri
     sendJson(res, 404, { error: 'Not found', path: pathname });
   }
 
-  const socketIo = createSocketIoServer(server, services, gateway, registry, socketDialects);
-  server.on('upgrade', (req, socket, head) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path.startsWith('/socket.io/')) return; // engine.io's own upgrade listener takes it
-    if (path !== '/graphql') return void socket.destroy();
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
-  });
+  const socketIo = createSocketIoServer(server, services, gateway, registry, [...socketDialects, ...(options.socketDialects ?? [])]);
+  const rawWs = createRawWebSocketServer(services, gateway, registry);
+  const upgradeRoutes: UpgradeRoute[] = [
+    { path: '/graphql', take: (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req)) },
+    { path: '/socket.io/*', take: (req, socket, head) => socketIo.handleUpgrade(req, socket, head) },
+    ...[...wsDialects, ...(options.wsDialects ?? [])].map((dialect) => ({
+      path: dialect.path,
+      take: (req: http.IncomingMessage, socket: Duplex, head: Buffer, params: Record<string, string>) => rawWs.handleUpgrade(req, socket, head, dialect, params),
+    })),
+  ];
+  server.on('upgrade', upgradeHandler(upgradeRoutes));
 
   async function health(res: http.ServerResponse) {
     const [dbOk, busOk] = await Promise.all([
@@ -191,6 +205,7 @@ async function assemble(services: Services, database: Database, instanceId: stri
       websockets: wss.clients.size,
       signedInSockets: registry.size,
       socketIoClients: socketIo.io.engine.clientsCount,
+      rawWebSockets: rawWs.clients.size,
       subscriptions,
       topics: listening,
       pubsubMode: bus.mode,
@@ -227,6 +242,7 @@ async function assemble(services: Services, database: Database, instanceId: stri
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         for (const ws of wss.clients) ws.close(1001, 'Server shutting down');
+        rawWs.close();
         await socketIo.close();
         const grace = setTimeout(() => server.closeAllConnections(), config.SHUTDOWN_GRACE * 1000);
         await closed;

@@ -61,6 +61,11 @@ const schema = z.object({
   OPERATION_TIMEOUT: z.coerce.number().positive().default(10),
   /** Operations one graphql-ws socket may have running at once (subscriptions included). */
   WS_MAX_OPERATIONS: z.coerce.number().int().min(1).default(100),
+  /**
+   * Seconds between pings on raw WebSocket dialect connections; one that has not answered the
+   * previous ping by the next is dropped (its user goes offline).
+   */
+  WS_HEARTBEAT: z.coerce.number().positive().default(30),
   /** Seconds SIGTERM waits for open requests before closing the rest. */
   SHUTDOWN_GRACE: z.coerce.number().min(0).default(10),
 });

@@ -1,6 +1,6 @@
 import { io as ioClient, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Gateway } from '../src/compat/gateway.ts';
+import { Gateway } from '../src/gateway/gateway.ts';
 import { completeChatImplementation, fileUploadWithProgress, type ChattrixUser } from './seed-clients/chattrix.js';
 import { signUp } from './helpers/clients.ts';
 import { connected, connectIo, nextIo, recordIo } from './helpers/sockets.ts';

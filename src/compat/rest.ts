@@ -4,7 +4,7 @@ import { authenticate, bearerToken, type Services } from '../graphql/context.ts'
 import { addressKey } from '../lib/client-address.ts';
 import { clientGoneSignal, hasUnreadBody, sendJson, transportContext } from '../transports/http.ts';
 import { formTmpDir, MultipartError, readForm, type FormFile } from '../transports/multipart.ts';
-import { GatewayError, type Caller, type Data, type Gateway } from './gateway.ts';
+import { GatewayError, type Caller, type Data, type Gateway } from '../gateway/gateway.ts';
 import { corsOrigins } from '../config.ts';
 import { rateLimitHeaders, type Limit } from '../lib/rate-limit.ts';
 

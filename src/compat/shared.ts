@@ -1,6 +1,6 @@
 import { parseDatabaseId } from '../lib/ids.ts';
-import { GatewayError, type Data } from './gateway.ts';
-import type { SocketSession } from './sockets.ts';
+import { GatewayError, type Data } from '../gateway/gateway.ts';
+import type { DialectSession } from '../realtime/session.ts';
 
 /**
  * Pieces more than one dialect needs: message kinds as the seeds spell them, numeric ids,
@@ -69,7 +69,7 @@ export function conversationIdOf(data: Data): string {
 }
 
 /** The users the socket's user shares a conversation with (for online/offline events). */
-export async function contacts(session: SocketSession, userFields = ''): Promise<Data[]> {
+export async function contacts(session: DialectSession, userFields = ''): Promise<Data[]> {
   const data = await session.run(
     `query DialectContacts { me { id } conversations(first: 100) { edges { node { participants { id ${userFields} } } } } }`,
   );
@@ -83,7 +83,7 @@ export async function contacts(session: SocketSession, userFields = ''): Promise
  * Follows the presence of the socket user's contacts. The subscription first reports each
  * contact's current state: those already online are announced, the offline ones are not news.
  */
-export async function followContactsPresence(session: SocketSession, userFields: string, onChange: (user: Data, isOnline: boolean) => void) {
+export async function followContactsPresence(session: DialectSession, userFields: string, onChange: (user: Data, isOnline: boolean) => void) {
   const ids = (await contacts(session)).map((u) => u.id);
   if (ids.length === 0) return;
   const seen = new Set<string>();

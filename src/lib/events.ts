@@ -85,7 +85,9 @@ export type BusEvent =
   | { type: 'userBanned'; userId: number }
   | { type: 'deviceRevoked'; userId: number; deviceId: number }
   /** A user's row changed (profile, avatar, unban): instances drop what they remember of it. */
-  | { type: 'userChanged'; userId: number };
+  | { type: 'userChanged'; userId: number }
+  /** A server event for every raw WebSocket connection in a dialect's room, on every instance. */
+  | { type: 'roomEvent'; event: string; payload: unknown };
 
 type PublisherWithScripts = Redis & { publishToAll(numberOfTopics: number, ...topicsThenPayload: string[]): Promise<number> };
 
@@ -95,6 +97,8 @@ export const topics = {
   user: (userId: number | string) => `user:${userId}`,
   conversation: (conversationId: number | string) => `conversation:${conversationId}`,
   control: () => 'control',
+  /** A dialect's room of raw WebSocket connections (Socket.IO rooms go through its own adapter). */
+  room: (dialect: string, room: string) => `room:${dialect}:${room}`,
 };
 
 export interface EventBusStats {

@@ -10,7 +10,7 @@ import { authenticate, bearerToken, type Context, type Services, type Viewer } f
 import { AppError, isCodedError } from '../graphql/errors.ts';
 import { operationContext, type TransportContext } from '../graphql/yoga.ts';
 import { transportContext } from './http.ts';
-import { CLOSE_SESSION_ENDED, trackSignedIn, type SocketRegistry } from './socket-registry.ts';
+import { CLOSE_SESSION_ENDED, trackSignedIn, type SocketRegistry } from '../realtime/registry.ts';
 
 interface ConnectionState {
   token: string | null;

@@ -2,8 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { buildApp, type App } from '../../src/app.ts';
+import { buildApp, type App, type AppOptions } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
+import { createLogger } from '../../src/lib/logger.ts';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-0123456789';
 
@@ -23,7 +24,7 @@ export const usingServices = Boolean(process.env.DATABASE_URL && process.env.RED
  * Starts a real instance on a free port: embedded PGlite in a fresh directory and in-process
  * pub/sub, or the PostgreSQL / Redis named by DATABASE_URL / REDIS_URL when they are set.
  */
-export async function startServer(env: Record<string, string> = {}): Promise<TestServer> {
+export async function startServer(env: Record<string, string> = {}, options: AppOptions = {}): Promise<TestServer> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'chat-test-'));
   const fullEnv: Record<string, string> = {
     DATA_DIR: dataDir,
@@ -34,7 +35,8 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
     ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
     ...env,
   };
-  const app = await buildApp(loadConfig(fullEnv));
+  const config = loadConfig(fullEnv);
+  const app = await buildApp(config, createLogger(config.LOG_LEVEL), options);
   const url = await app.start(0, '127.0.0.1');
   return {
     url,

@@ -1,5 +1,5 @@
 import { parseDatabaseId } from '../../lib/ids.ts';
-import { GatewayError, type Data } from '../gateway.ts';
+import { GatewayError, type Data } from '../../gateway/gateway.ts';
 import type { RestDialect, RestReply, RestRequest, Route } from '../rest.ts';
 import { idParam, intQuery, messageKind, num, textField } from '../shared.ts';
 import { authorizeSession, clearedCookies, sessionCookies, sessionSeconds, SIGNED_IN_FIELDS } from './session.ts';

@@ -1,6 +1,6 @@
 import type { Services } from '../../graphql/context.ts';
 import { authenticate } from '../../graphql/context.ts';
-import { GatewayError, type Data, type Gateway } from '../gateway.ts';
+import { GatewayError, type Data, type Gateway } from '../../gateway/gateway.ts';
 import type { RestRequest, SetCookie } from '../rest.ts';
 import { corsOrigins } from '../../config.ts';
 import { USER_FIELDS } from './shape.ts';

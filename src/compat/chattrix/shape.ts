@@ -1,4 +1,4 @@
-import type { Data, GatewayError } from '../gateway.ts';
+import type { Data, GatewayError } from '../../gateway/gateway.ts';
 import { statusOf } from '../rest.ts';
 import { num, seedKind } from '../shared.ts';
 

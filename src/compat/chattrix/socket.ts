@@ -1,7 +1,7 @@
 import * as cookie from 'cookie';
-import type { Data } from '../gateway.ts';
+import type { Data } from '../../gateway/gateway.ts';
 import { conversationIdOf, followContactsPresence, idParam, num } from '../shared.ts';
-import { ConnectRefused, type SocketDialect, type SocketSession } from '../sockets.ts';
+import { ConnectRefused, forbiddenAtConnect, type DialectSession, type SocketIoDialect } from '../../realtime/session.ts';
 import { sendMessage } from './rest.ts';
 import { SESSION_COOKIE, trustedOrigin } from './session.ts';
 import { CONVERSATION_FIELDS, conversationJson, errorJson, MESSAGE_FIELDS, messageJson, USER_FIELDS, userJson } from './shape.ts';
@@ -29,16 +29,16 @@ const CONVERSATION_EVENTS = /* GraphQL */ `
  * Conversation changes and contacts' presence arrive from connect; messages, edits, deletions
  * and typing come for the conversations the socket joined.
  */
-export const chattrixSocket: SocketDialect = {
+export const chattrixSocket: SocketIoDialect = {
+  name: 'chattrix',
   namespace: '/chattrix',
-  async token(socket, services) {
-    const { headers } = socket.handshake;
+  async token({ headers }, services) {
     // The cookie goes along with a handshake any page opens, so a browser's Origin must be ours
     // (as for REST writes). Clients without an Origin are not browsers and choose their cookies.
     const host = [headers['x-forwarded-host'] ?? headers.host].flat()[0];
     if (headers.origin && !trustedOrigin(headers.origin, host, services)) {
       const message = 'Request refused: this origin is not allowed';
-      throw new ConnectRefused(message, { success: false, message, code: 'CSRF_FAILED' });
+      throw forbiddenAtConnect(message, { success: false, message, code: 'CSRF_FAILED' });
     }
     const token = cookie.parse(headers.cookie ?? '')[SESSION_COOKIE];
     return token || null;
@@ -47,25 +47,23 @@ export const chattrixSocket: SocketDialect = {
     return new ConnectRefused(reason, { success: false, message: reason, code: 'UNAUTHENTICATED' });
   },
   async onConnect(session) {
-    const { socket } = session;
     await session.follow('user', USER_EVENTS, {}, ({ userEvents: e }) => {
-      if (e.__typename === 'ConversationUpdatedEvent') socket.emit('conversation_updated', conversationJson(e.conversation));
+      if (e.__typename === 'ConversationUpdatedEvent') session.send('conversation_updated', conversationJson(e.conversation));
     });
     await followContactsPresence(session, USER_FIELDS, (user, isOnline) => {
-      socket.emit(isOnline ? 'user_online' : 'user_offline', { user: userJson(user) });
+      session.send(isOnline ? 'user_online' : 'user_offline', { user: userJson(user) });
     });
   },
   events: {
     async join_conversation(session, data) {
       const id = conversationIdOf(data);
       await session.follow(`conversation:${id}`, CONVERSATION_EVENTS, { id }, ({ conversationEvents: e }) => {
-        const { socket } = session;
-        if (e.__typename === 'MessageAddedEvent') socket.emit('new_message', messageJson(e.message));
-        else if (e.__typename === 'MessageEditedEvent') socket.emit('message_edited', messageJson(e.message));
-        else if (e.__typename === 'MessageDeletedEvent') socket.emit('message_deleted', { message_id: num(e.messageId), conversation_id: num(e.conversationId) });
+        if (e.__typename === 'MessageAddedEvent') session.send('new_message', messageJson(e.message));
+        else if (e.__typename === 'MessageEditedEvent') session.send('message_edited', messageJson(e.message));
+        else if (e.__typename === 'MessageDeletedEvent') session.send('message_deleted', { message_id: num(e.messageId), conversation_id: num(e.conversationId) });
         // Typing is news for the others, not for the one typing.
         else if (e.__typename === 'TypingEvent' && e.user.id !== String(session.viewer.id)) {
-          socket.emit(e.isTyping ? 'user_typing' : 'user_stopped_typing', { user: userJson(e.user), conversation_id: num(e.conversationId) });
+          session.send(e.isTyping ? 'user_typing' : 'user_stopped_typing', { user: userJson(e.user), conversation_id: num(e.conversationId) });
         }
       });
     },
@@ -93,7 +91,7 @@ export const chattrixSocket: SocketDialect = {
   },
 };
 
-async function setTyping(session: SocketSession, data: Data, isTyping: boolean) {
+async function setTyping(session: DialectSession, data: Data, isTyping: boolean) {
   await session.run(`mutation ChattrixTyping($id: ID!, $on: Boolean!) { setTyping(conversationId: $id, isTyping: $on) }`, {
     id: conversationIdOf(data),
     on: isTyping,

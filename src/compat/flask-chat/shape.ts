@@ -1,4 +1,4 @@
-import { GatewayError, type Data } from '../gateway.ts';
+import { GatewayError, type Data } from '../../gateway/gateway.ts';
 import { statusOf } from '../rest.ts';
 import { idParam, num, required, type Run } from '../shared.ts';
 

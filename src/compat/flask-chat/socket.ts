@@ -1,6 +1,4 @@
-import type { Socket } from 'socket.io';
-import type { Data } from '../gateway.ts';
-import { ConnectRefused, type SocketDialect } from '../sockets.ts';
+import { ConnectRefused, handshakeToken, type DialectSession, type SessionUser, type SocketIoDialect } from '../../realtime/session.ts';
 import { contentOf, errorBody, existingPrivateChat, liveMessageJson, MESSAGE_FIELDS, otherUserOf, privateChat, publicRoomId, sendTo } from './shape.ts';
 
 /** The seed's room names; `public_chat` is also where `get_online_users` looks. */
@@ -19,17 +17,16 @@ const PUBLIC_EVENTS = /* GraphQL */ `
   }
 `;
 
-/** A socket's user as the seed's events show it (a socket of this instance or another). */
-function who(socket: { data: Data }) {
-  const { id, username } = socket.data.user;
-  return { id: Number(id), username: username as string };
+/** A connection's user as the seed's events show it (a connection of this instance or another). */
+function who({ id, username }: SessionUser) {
+  return { id, username };
 }
 
-/** Tells the public room (with the Redis adapter, on every instance) that the socket's user came or went. */
-function announce(socket: Socket, event: 'user_joined' | 'user_left', verb: string) {
-  const user = who(socket);
+/** Tells the public room (on every instance) that the session's user came or went. */
+function announce(session: DialectSession, event: 'user_joined' | 'user_left', verb: string) {
+  const user = who(session.user);
   const payload = { user, message: `${user.username} ${verb} the public chat` };
-  socket.nsp.to(PUBLIC_ROOM).emit(event, payload);
+  session.broadcast(PUBLIC_ROOM, event, payload);
   return payload;
 }
 
@@ -38,12 +35,10 @@ function announce(socket: Socket, event: 'user_joined' | 'user_left', verb: stri
  * chat; private messages reach every socket of both users, joined or not, since our users hear
  * of their direct conversations wherever they are connected.
  */
-export const flaskChatSocket: SocketDialect = {
+export const flaskChatSocket: SocketIoDialect = {
+  name: 'flask-chat',
   namespace: '/flask-chat',
-  async token(socket) {
-    const token = socket.handshake.auth?.token ?? socket.handshake.query.token;
-    return typeof token === 'string' && token ? token : null;
-  },
+  token: async (handshake) => handshakeToken(handshake),
   refuse(reason) {
     return new ConnectRefused(reason, { message: reason });
   },
@@ -57,10 +52,10 @@ export const flaskChatSocket: SocketDialect = {
         const { conversation } = await session.run(`query FlaskChatKind($id: ID!) { conversation(id: $id) { kind } }`, { id });
         direct.set(id, conversation.kind === 'DIRECT');
       }
-      if (direct.get(id)) session.socket.emit('new_private_message', liveMessageJson(e.message, 'sender'));
+      if (direct.get(id)) session.send('new_private_message', liveMessageJson(e.message, 'sender'));
     });
     // Sent once the socket listens, so a client may act on it.
-    session.socket.emit('connected', { message: 'Connected to chat server', user: who(session.socket) });
+    session.send('connected', { message: 'Connected to chat server', user: who(session.user) });
   },
   events: {
     async join_public(session) {
@@ -68,16 +63,16 @@ export const flaskChatSocket: SocketDialect = {
       const id = await publicRoomId(run);
       await session.run(`mutation FlaskChatJoinPublic($id: ID!) { joinConversation(conversationId: $id) { id } }`, { id });
       await session.follow('public', PUBLIC_EVENTS, { id }, ({ conversationEvents: e }) => {
-        if (e.__typename === 'MessageAddedEvent') session.socket.emit('new_public_message', liveMessageJson(e.message, 'user'));
+        if (e.__typename === 'MessageAddedEvent') session.send('new_public_message', liveMessageJson(e.message, 'user'));
       });
-      await session.socket.join(PUBLIC_ROOM);
-      announce(session.socket, 'user_joined', 'joined');
+      await session.join(PUBLIC_ROOM);
+      announce(session, 'user_joined', 'joined');
     },
     async leave_public(session) {
       await session.unfollow('public');
-      await session.socket.leave(PUBLIC_ROOM);
+      await session.leave(PUBLIC_ROOM);
       // The leaver is out of the room by now, and hears it directly.
-      session.socket.emit('user_left', announce(session.socket, 'user_left', 'left'));
+      session.send('user_left', announce(session, 'user_left', 'left'));
     },
     async send_public_message(session, data) {
       const run = session.run.bind(session);
@@ -87,13 +82,13 @@ export const flaskChatSocket: SocketDialect = {
     async join_private(session, data) {
       const otherUserId = otherUserOf(data);
       const chatId = await privateChat(session.run.bind(session), otherUserId);
-      await session.socket.join(privateRoom(chatId));
-      session.socket.emit('joined_private', { chat_id: Number(chatId), room: privateRoom(chatId), other_user_id: Number(otherUserId) });
+      await session.join(privateRoom(chatId));
+      session.send('joined_private', { chat_id: Number(chatId), room: privateRoom(chatId), other_user_id: Number(otherUserId) });
     },
     async leave_private(session, data) {
       // Without a chat there is no room to leave, and leaving must not make one.
       const chatId = await existingPrivateChat(session.run.bind(session), otherUserOf(data));
-      if (chatId) await session.socket.leave(privateRoom(chatId));
+      if (chatId) await session.leave(privateRoom(chatId));
     },
     async send_private_message(session, data) {
       const run = session.run.bind(session);
@@ -102,11 +97,11 @@ export const flaskChatSocket: SocketDialect = {
       await sendTo(run, await privateChat(run, otherUserId), content);
     },
     async get_online_users(session) {
-      const sockets = await session.socket.nsp.in(PUBLIC_ROOM).fetchSockets();
+      const members = await session.members(PUBLIC_ROOM);
       // One entry per user, however many sockets they have in the room.
-      const users = new Map(sockets.map((socket) => [who(socket).id, who(socket)]));
+      const users = new Map(members.map((member) => [member.id, who(member)]));
       // The seed's answer is the array itself, not an object holding it.
-      session.socket.emit('online_users', [...users.values()]);
+      session.send('online_users', [...users.values()]);
     },
   },
   errorPayload: errorBody,

@@ -1,4 +1,4 @@
-import { GatewayError, type Data } from '../gateway.ts';
+import { GatewayError, type Data } from '../../gateway/gateway.ts';
 import type { RestDialect, RestRequest, Route } from '../rest.ts';
 import { statusOf } from '../rest.ts';
 import { idParam, intQuery, messageKind, newestMessages, textField } from '../shared.ts';

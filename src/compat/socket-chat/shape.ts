@@ -1,5 +1,5 @@
-import type { Data } from '../gateway.ts';
-import { GatewayError } from '../gateway.ts';
+import type { Data } from '../../gateway/gateway.ts';
+import { GatewayError } from '../../gateway/gateway.ts';
 import { seedKind } from '../shared.ts';
 
 /**

@@ -1,6 +1,6 @@
-import { GatewayError, type Data } from '../gateway.ts';
+import { GatewayError, type Data } from '../../gateway/gateway.ts';
 import { contacts, conversationIdOf, followContactsPresence } from '../shared.ts';
-import { ConnectRefused, type SocketDialect, type SocketSession } from '../sockets.ts';
+import { ConnectRefused, handshakeToken, type DialectSession, type SocketIoDialect } from '../../realtime/session.ts';
 import { sendInput } from './rest.ts';
 import { detail, handle, MESSAGE_FIELDS, messageJson, USER_FIELDS } from './shape.ts';
 
@@ -25,28 +25,25 @@ const CONVERSATION_EVENTS = /* GraphQL */ `
  * without joining (as `new_message`, and `message_notification` for others' messages); typing
  * and read events come for the conversations the socket joined.
  */
-export const socketChatSocket: SocketDialect = {
+export const socketChatSocket: SocketIoDialect = {
+  name: 'socket-chat',
   namespace: '/socket-chat',
-  async token(socket) {
-    const token = socket.handshake.auth?.token ?? socket.handshake.query.token;
-    return typeof token === 'string' && token ? token : null;
-  },
+  token: async (handshake) => handshakeToken(handshake),
   refuse() {
     return new ConnectRefused('User not authenticated', { message: 'User not authenticated' });
   },
   async onConnect(session) {
-    const { socket } = session;
     await session.follow('user', USER_EVENTS, {}, ({ userEvents }) => {
       if (userEvents.__typename !== 'MessageAddedEvent') return;
       const message = userEvents.message;
-      socket.emit('new_message', messageJson(message));
+      session.send('new_message', messageJson(message));
       if (message.sender?.id !== String(session.viewer.id)) {
         const { conversation_id, sender_email, sender_name, message: text } = messageJson(message);
-        socket.emit('message_notification', { conversation_id, sender_email, sender_name, message: text });
+        session.send('message_notification', { conversation_id, sender_email, sender_name, message: text });
       }
     });
     await followContactsPresence(session, USER_FIELDS, (user, isOnline) => {
-      socket.emit(isOnline ? 'user_online' : 'user_offline', { email: handle(user) });
+      session.send(isOnline ? 'user_online' : 'user_offline', { email: handle(user) });
     });
   },
   events: {
@@ -58,17 +55,17 @@ export const socketChatSocket: SocketDialect = {
       const id = conversationIdOf(data);
       await session.follow(`conversation:${id}`, CONVERSATION_EVENTS, { id }, ({ conversationEvents: e }) => {
         if (e.__typename === 'TypingEvent') {
-          session.socket.emit('user_typing', { conversation_id: e.conversationId, user_email: handle(e.user), typing: e.isTyping });
+          session.send('user_typing', { conversation_id: e.conversationId, user_email: handle(e.user), typing: e.isTyping });
         } else if (e.__typename === 'ReadReceiptEvent') {
-          session.socket.emit('marked_as_read', { conversation_id: e.conversationId, user_email: handle(e.user) });
+          session.send('marked_as_read', { conversation_id: e.conversationId, user_email: handle(e.user) });
         }
       });
-      session.socket.emit('joined_conversation', { conversation_id: id });
+      session.send('joined_conversation', { conversation_id: id });
     },
     async leave_conversation(session, data) {
       const id = conversationIdOf(data);
       await session.unfollow(`conversation:${id}`);
-      session.socket.emit('left_conversation', { conversation_id: id });
+      session.send('left_conversation', { conversation_id: id });
     },
     async mark_as_read(session, data) {
       await session.run(`mutation SocketChatSocketRead($id: ID!) { markConversationRead(conversationId: $id) { id } }`, { id: conversationIdOf(data) });
@@ -81,7 +78,7 @@ export const socketChatSocket: SocketDialect = {
     },
     async get_online_users(session) {
       const online = (await contacts(session, USER_FIELDS)).filter((u) => u.isOnline);
-      session.socket.emit('online_users', { users: online.map(handle) });
+      session.send('online_users', { users: online.map(handle) });
     },
   },
   errorPayload(err: GatewayError) {
@@ -89,7 +86,7 @@ export const socketChatSocket: SocketDialect = {
   },
 };
 
-async function setTyping(session: SocketSession, data: Data, isTyping: boolean) {
+async function setTyping(session: DialectSession, data: Data, isTyping: boolean) {
   await session.run(`mutation SocketChatTyping($id: ID!, $on: Boolean!) { setTyping(conversationId: $id, isTyping: $on) }`, {
     id: conversationIdOf(data),
     on: isTyping,
