@@ -28,6 +28,7 @@ import { SocketRegistry } from './realtime/registry.ts';
 import type { SocketIoDialect, WsDialect } from './realtime/session.ts';
 import { sendGraphQLError, sendJson } from './transports/http.ts';
 import { handleMultipart } from './transports/graphql-multipart.ts';
+import { serveHome } from './transports/home.ts';
 import { serveFile } from './modules/files/http.ts';
 import { createStorage } from './storage/storage.ts';
 import { restDialects, socketDialects, wsDialects } from './compat/dialects.ts';
@@ -151,6 +152,7 @@ async function assemble(services: Services, database: Database, instanceId: stri
       proxyWarned = true;
       log.warn('requests arrive through a proxy (X-Forwarded-For) but TRUST_PROXY is not true: every client counts as the proxy for rate limits and sign-in locks');
     }
+    if (pathname === '/') return void serveHome(req, res, config);
     if (pathname === '/health') return void health(res);
     if (pathname === '/metrics') return void sendJson(res, 200, metrics());
     if (pathname === '/graphql' || pathname.startsWith('/graphql/')) {

@@ -1,6 +1,7 @@
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './lib/logger.ts';
+import { whereToGo } from './transports/home.ts';
 
 const startedAt = performance.now();
 let config;
@@ -13,7 +14,7 @@ try {
 }
 const log = createLogger(config.LOG_LEVEL);
 const app = await buildApp(config, log);
-await app.start();
+const url = await app.start();
 // The last net under every request handler, once serving (a failed start still ends the
 // process): an error that escapes one (a stream's error event nobody listened to, a promise
 // nobody awaited) is logged, and the server keeps serving the others instead of ending every
@@ -21,6 +22,7 @@ await app.start();
 process.on('uncaughtException', (err) => log.fatal({ err }, 'uncaught exception; still serving'));
 process.on('unhandledRejection', (err) => log.fatal({ err }, 'unhandled rejection; still serving'));
 log.info({ startupMs: Math.round(performance.now() - startedAt) }, 'ready');
+log.info(whereToGo(url));
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => {

@@ -50,6 +50,11 @@ export const builder = new SchemaBuilder<{
     nodesQueryOptions: false,
     clientMutationId: 'omit',
     cursorType: 'String',
+    // Every argument carries a description (test/schema-docs.test.ts checks), these four included.
+    firstArgOptions: { description: 'Up to this many items from the start, or from after `after`.' },
+    afterArgOptions: { description: "Items after this cursor: an edge's `cursor` or `pageInfo.endCursor`." },
+    lastArgOptions: { description: 'Up to this many items from the end, or from before `before` (lists read forward only refuse it).' },
+    beforeArgOptions: { description: "Items before this cursor: an edge's `cursor` or `pageInfo.startCursor`." },
   },
 });
 

@@ -6,6 +6,7 @@ import type { Logger } from '../lib/logger.ts';
 import { isDataException } from '../lib/validation.ts';
 import { createContext, type Context, type Services } from './context.ts';
 import { corsOrigins, type Config } from '../config.ts';
+import { graphiqlOptions } from './graphiql.ts';
 import { inputChecks } from './input.ts';
 import { queryLimits } from './limits.ts';
 import { schema } from './schema.ts';
@@ -186,7 +187,7 @@ export function createGraphQLServer(
     // Unexpected errors (database, bugs) reach the client as "Unexpected error." only.
     maskedErrors: { maskError: maskError(services.log) },
     cors: corsFor(services.config),
-    graphiql: { title: 'Chat API', subscriptionsProtocol: 'WS' },
+    graphiql: graphiqlOptions,
     landingPage: false,
     plugins: [responseHeaders(), queryStringJson(), inputChecks(), ...queryLimits(services.config), operationLog(), eventResults.plugin()],
     context: (initial) => {

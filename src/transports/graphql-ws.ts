@@ -7,7 +7,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { WebSocket, WebSocketServer } from 'ws';
 import { authenticate, bearerToken, type Context, type Services, type Viewer } from '../graphql/context.ts';
-import { AppError, isCodedError } from '../graphql/errors.ts';
+import { AppError, isCodedError, unauthenticated } from '../graphql/errors.ts';
 import { operationContext, type TransportContext } from '../graphql/yoga.ts';
 import { transportContext } from './http.ts';
 import { CLOSE_SESSION_ENDED, trackSignedIn, type SocketRegistry } from '../realtime/registry.ts';
@@ -15,6 +15,11 @@ import { CLOSE_SESSION_ENDED, trackSignedIn, type SocketRegistry } from '../real
 interface ConnectionState {
   token: string | null;
   viewer: Viewer | null;
+  /**
+   * The sign-in with a token that came with an operation rather than with connection_init
+   * (see `operationSignIn`): why it was refused, or null once signed in.
+   */
+  lateSignIn?: Promise<string | null>;
   /** Aborts when the socket closes, so its operations still running stop. */
   closed: AbortSignal;
   /**
@@ -90,9 +95,31 @@ function asErrorResult(err: unknown): ExecutionResult {
 
 const isSubscription = ({ document, operationName }: ExecutionArgs) => getOperationAST(document, operationName)?.operation === 'subscription';
 
-/** The token from `connection_init` ({authorization}), or else the upgrade request's header. */
+/** The `Authorization` entry of a headers object, whatever its case (people type both). */
+function authorizationIn(headers: unknown): unknown {
+  if (!headers || typeof headers !== 'object') return undefined;
+  const entry = Object.entries(headers).find(([name]) => name.toLowerCase() === 'authorization');
+  return entry?.[1];
+}
+
+/**
+ * The token from `connection_init`, or else the upgrade request's header. Our own clients send
+ * `{authorization}`; GraphiQL sends what its Headers tab holds, as the payload itself
+ * (`{Authorization}`) or under `headers` or `extensions.headers`, depending on its version.
+ */
 function connectionToken(params: Record<string, unknown> | undefined, headers: Record<string, unknown>) {
-  return bearerToken(params?.authorization ?? params?.Authorization ?? params?.token ?? headers.authorization);
+  const extensions = params?.extensions as Record<string, unknown> | undefined;
+  return bearerToken(
+    authorizationIn(params) ?? params?.token ?? authorizationIn(params?.headers) ?? authorizationIn(extensions?.headers) ?? headers.authorization,
+  );
+}
+
+/**
+ * The token an operation carries in its own `extensions.headers`: Yoga's GraphiQL sends its
+ * Headers tab there, with each `subscribe`, and an empty `connection_init`.
+ */
+function operationToken(payload: SubscribePayload): string | null {
+  return bearerToken(authorizationIn((payload.extensions as Record<string, unknown> | undefined)?.headers));
 }
 
 /**
@@ -107,6 +134,41 @@ export function createGraphQLWebSocketServer(
 ): WebSocketServer {
   const wss = new WebSocketServer({ noServer: true, WebSocket: GraphQLSocket, maxPayload: MAX_MESSAGE_BYTES });
   const states = new WeakMap<WebSocket, ConnectionState>();
+
+  /** A signed-in socket counts for presence, and closes on ban, sign-out or token expiry. */
+  function track(socket: WebSocket, viewer: Viewer, expiresAt: number) {
+    return trackSignedIn(services, registry, viewer, expiresAt, {
+      close: (code, reason) => socket.close(code, reason),
+      isClosed: () => socket.readyState >= socket.CLOSING,
+      onClose: (done) => socket.once('close', done),
+    });
+  }
+
+  /**
+   * Signs a socket opened without a token in with the one its operation carries, as if
+   * connection_init had carried it, so the socket is then tracked like any signed-in one.
+   * Operations sent together with the same token share one sign-in. A socket signed in with
+   * another token keeps it: one socket is one session, which its ban or sign-out closes.
+   * Resolves with why the token was refused, or null. Throws when the database does, as
+   * onConnect does (graphql-ws then closes the socket with 4500).
+   */
+  function operationSignIn(socket: WebSocket, state: ConnectionState, token: string): Promise<string | null> {
+    if (state.token === token) return state.lateSignIn ?? Promise.resolve(null);
+    if (state.token) return Promise.resolve('This socket is signed in with another token; open a new socket to use this one');
+    state.token = token;
+    state.lateSignIn = (async () => {
+      const { viewer, authProblem, expiresAt } = await authenticate(services, token);
+      if (!viewer) {
+        state.token = null;
+        state.lateSignIn = undefined;
+        return authProblem;
+      }
+      state.viewer = viewer;
+      await track(socket, viewer, expiresAt!);
+      return null;
+    })();
+    return state.lateSignIn;
+  }
 
   /** The operation's envelope and arguments, or the errors that stop it (a syntax error, say). */
   async function prepareOperation(
@@ -180,13 +242,7 @@ export function createGraphQLWebSocketServer(
         setMaxListeners(services.config.WS_MAX_OPERATIONS + 10, closed.signal);
         socket.once('close', () => closed.abort());
         states.set(socket, { token, viewer, closed: closed.signal, running: 0 });
-        if (viewer) {
-          await trackSignedIn(services, registry, viewer, expiresAt!, {
-            close: (code, reason) => socket.close(code, reason),
-            isClosed: () => socket.readyState >= socket.CLOSING,
-            onClose: (done) => socket.once('close', done),
-          });
-        }
+        if (viewer) await track(socket, viewer, expiresAt!);
         return true;
       },
       onComplete: (ctx) => {
@@ -212,6 +268,11 @@ export function createGraphQLWebSocketServer(
         state.running++;
         let started = false;
         try {
+          const token = operationToken(payload);
+          if (token) {
+            const refused = await operationSignIn(ctx.extra.socket, state, token);
+            if (refused) return [unauthenticated(refused)];
+          }
           const prepared = await prepareOperation(ctx.extra, state, id, payload);
           started = !Array.isArray(prepared);
           return prepared;

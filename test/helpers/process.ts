@@ -12,7 +12,11 @@ export interface ServerProcess {
   exited: Promise<number | null>;
   /** Its DATA_DIR (the embedded database, uploads, temporary files), removed when it exits. */
   dataDir: string;
+  /** Resolves with the first log entry (printed already or to come) whose message matches. */
+  logged(message: RegExp): Promise<LogEntry>;
 }
+
+export type LogEntry = { msg?: string; [field: string]: unknown };
 
 /** The node flags of `npm start` (package.json), so a spawned server runs as an operator's does. */
 async function startFlags(): Promise<string[]> {
@@ -41,13 +45,22 @@ export async function spawnServer(env: Record<string, string> = {}): Promise<Ser
     await rm(dataDir, { recursive: true, force: true });
     return code;
   });
-  const url = await new Promise<string>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    lines.on('line', (line) => {
-      const entry = JSON.parse(line) as { msg?: string; url?: string };
-      if (entry.msg === 'listening' && entry.url) resolve(entry.url);
+  const entries: LogEntry[] = [];
+  const lines = createInterface({ input: child.stdout! });
+  lines.on('line', (line) => entries.push(JSON.parse(line) as LogEntry));
+  const logged = (message: RegExp) =>
+    new Promise<LogEntry>((resolve, reject) => {
+      const found = entries.find((e) => message.test(e.msg ?? ''));
+      if (found) return resolve(found);
+      const onLine = () => {
+        const entry = entries.at(-1)!;
+        if (!message.test(entry.msg ?? '')) return;
+        lines.off('line', onLine);
+        resolve(entry);
+      };
+      lines.on('line', onLine);
+      void exited.then((code) => reject(new Error(`server process exited with ${code} before logging ${message}`)));
     });
-    void exited.then((code) => reject(new Error(`server process exited with ${code} before listening`)));
-  });
-  return { url, wsUrl: `${url.replace(/^http/, 'ws')}/graphql`, child, exited, dataDir };
+  const { url } = (await logged(/^listening$/)) as { url: string };
+  return { url, wsUrl: `${url.replace(/^http/, 'ws')}/graphql`, child, exited, dataDir, logged };
 }

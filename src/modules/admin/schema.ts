@@ -4,14 +4,16 @@ import { setBanned } from './service.ts';
 builder.mutationFields((t) => ({
   banUser: t.prismaField({
     type: 'User',
+    description: 'Admins: bans a user. They can no longer sign in, their sessions end and their sockets close.',
     authScopes: { admin: true },
-    args: { id: t.arg.id({ required: true }) },
+    args: { id: t.arg.id({ required: true, description: 'The user to ban (not an admin, not yourself).' }) },
     resolve: (_query, _root, { id }, ctx) => setBanned(ctx, ctx.viewer!, Number(id), true),
   }),
   unbanUser: t.prismaField({
     type: 'User',
+    description: 'Admins: lifts a ban; the user can sign in again.',
     authScopes: { admin: true },
-    args: { id: t.arg.id({ required: true }) },
+    args: { id: t.arg.id({ required: true, description: 'The banned user.' }) },
     resolve: (_query, _root, { id }, ctx) => setBanned(ctx, ctx.viewer!, Number(id), false),
   }),
 }));

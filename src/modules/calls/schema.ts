@@ -46,8 +46,8 @@ export const CallEvent = builder.objectRef<Extract<BusEvent, { type: 'call' }>>(
 
 const StartCallInput = builder.inputType('StartCallInput', {
   fields: (t) => ({
-    calleeId: t.id({ required: true }),
-    kind: t.field({ type: CallKind, required: true }),
+    calleeId: t.id({ required: true, description: 'The user to call.' }),
+    kind: t.field({ type: CallKind, required: true, description: 'AUDIO or VIDEO.' }),
     offer: t.field({ type: 'JSON', required: true, description: "The caller's WebRTC offer (an SDP description)." }),
   }),
 });
@@ -77,32 +77,42 @@ builder.queryFields((t) => ({
 builder.mutationFields((t) => ({
   startCall: t.field({
     type: CallRef,
+    description: 'Calls a user: the call is RINGING and the callee gets a CallEvent INCOMING with the offer (CONFLICT BUSY if either is in a call).',
     authScopes: { signedIn: true },
-    args: { input: t.arg({ type: StartCallInput, required: true }) },
+    args: { input: t.arg({ type: StartCallInput, required: true, description: 'Whom to call, audio or video, and the WebRTC offer.' }) },
     resolve: (_root, { input }, ctx) => startCall(ctx, input),
   }),
   answerCall: t.field({
     type: CallRef,
+    description: 'The callee accepts a RINGING call: it is IN_PROGRESS and the caller gets ANSWERED with the answer.',
     authScopes: { signedIn: true },
-    args: { id: t.arg.id({ required: true }), answer: t.arg({ type: 'JSON', required: true }) },
+    args: {
+      id: t.arg.id({ required: true, description: 'The call.' }),
+      answer: t.arg({ type: 'JSON', required: true, description: "The callee's WebRTC answer (an SDP description)." }),
+    },
     resolve: (_root, { id, answer }, ctx) => answerCall(ctx, id, answer),
   }),
   rejectCall: t.field({
     type: CallRef,
+    description: 'The callee declines a RINGING call: it is REJECTED.',
     authScopes: { signedIn: true },
-    args: { id: t.arg.id({ required: true }) },
+    args: { id: t.arg.id({ required: true, description: 'The call.' }) },
     resolve: (_root, { id }, ctx) => rejectCall(ctx, id),
   }),
   endCall: t.field({
     type: CallRef,
+    description: 'Either party hangs up: the call is ENDED, with its duration.',
     authScopes: { signedIn: true },
-    args: { id: t.arg.id({ required: true }) },
+    args: { id: t.arg.id({ required: true, description: 'The call.' }) },
     resolve: (_root, { id }, ctx) => endCall(ctx, id),
   }),
   sendCallSignal: t.boolean({
     description: 'Relays an ICE candidate (or renegotiation) to the other party.',
     authScopes: { signedIn: true },
-    args: { id: t.arg.id({ required: true }), signal: t.arg({ type: 'JSON', required: true }) },
+    args: {
+      id: t.arg.id({ required: true, description: 'The call.' }),
+      signal: t.arg({ type: 'JSON', required: true, description: 'What to pass on, as the WebRTC API gave it (an RTCIceCandidate, say).' }),
+    },
     resolve: (_root, { id, signal }, ctx) => sendCallSignal(ctx, id, signal),
   }),
 }));

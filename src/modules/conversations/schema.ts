@@ -112,8 +112,9 @@ function conversationsConnection(
 builder.queryFields((t) => ({
   conversation: t.field({
     type: ConversationRef,
+    description: 'A conversation you are a member of, or any public room (FORBIDDEN for others).',
     authScopes: { signedIn: true },
-    args: { id: t.arg.id({ required: true }) },
+    args: { id: t.arg.id({ required: true, description: 'The conversation.' }) },
     resolve: (_root, { id }, ctx) => getConversation(ctx, id),
   }),
   directConversation: t.field({
@@ -121,14 +122,14 @@ builder.queryFields((t) => ({
     nullable: true,
     description: 'Your direct conversation with this user, or null when there is none yet.',
     authScopes: { signedIn: true },
-    args: { userId: t.arg.id({ required: true }) },
+    args: { userId: t.arg.id({ required: true, description: 'The other user.' }) },
     resolve: (_root, { userId }, ctx) => findDirectConversation(ctx, userId),
   }),
   publicRoom: t.field({
     type: ConversationRef,
     description: 'A public room by its slug; `general` exists from the first start.',
     authScopes: { signedIn: true },
-    args: { slug: t.arg.string({ required: true, defaultValue: DEFAULT_ROOM_SLUG }) },
+    args: { slug: t.arg.string({ required: true, defaultValue: DEFAULT_ROOM_SLUG, description: "The room's short name, as in its address." }) },
     resolve: (_root, { slug }, ctx) => publicRoomBySlug(ctx, slug),
   }),
   conversations: t.connection({
@@ -147,7 +148,7 @@ builder.queryFields((t) => ({
 
 const CreateConversationInput = builder.inputType('CreateConversationInput', {
   fields: (t) => ({
-    kind: t.field({ type: ConversationKind, required: true }),
+    kind: t.field({ type: ConversationKind, required: true, description: 'DIRECT (two people), GROUP (members you choose) or PUBLIC (anyone signed in).' }),
     participantIds: t.idList({ description: 'The other members; exactly one for DIRECT.' }),
     title: t.string({ description: 'Required for GROUP and PUBLIC.' }),
   }),
@@ -156,53 +157,70 @@ const CreateConversationInput = builder.inputType('CreateConversationInput', {
 builder.mutationFields((t) => ({
   createConversation: t.field({
     type: ConversationRef,
+    description: 'Starts a DIRECT conversation, a GROUP (you are its owner) or a PUBLIC room.',
     authScopes: { signedIn: true },
-    args: { input: t.arg({ type: CreateConversationInput, required: true }) },
+    args: { input: t.arg({ type: CreateConversationInput, required: true, description: 'Its kind, members and title.' }) },
     resolve: (_root, { input }, ctx) => createConversation(ctx, input),
   }),
   ensureDirectConversation: t.field({
     type: ConversationRef,
     description: 'The direct conversation with this user, created on first use (one per pair).',
     authScopes: { signedIn: true },
-    args: { userId: t.arg.id({ required: true }) },
+    args: { userId: t.arg.id({ required: true, description: 'The other user.' }) },
     resolve: (_root, { userId }, ctx) => ensureDirectConversation(ctx, userId),
   }),
   joinConversation: t.field({
     type: ConversationRef,
     description: 'Joins a public room.',
     authScopes: { signedIn: true },
-    args: { conversationId: t.arg.id({ required: true }) },
+    args: { conversationId: t.arg.id({ required: true, description: 'The public room.' }) },
     resolve: async (_root, { conversationId }, ctx) => (await requireMember(ctx, conversationId)).conversation,
   }),
   leaveConversation: t.field({
     type: ConversationRef,
+    description: "Leaves a group or public room (not a direct conversation); a group whose owner leaves gets its longest-standing member as owner.",
     authScopes: { signedIn: true },
-    args: { conversationId: t.arg.id({ required: true }) },
+    args: { conversationId: t.arg.id({ required: true, description: 'The conversation to leave.' }) },
     resolve: (_root, { conversationId }, ctx) => leaveConversation(ctx, conversationId),
   }),
   addConversationMembers: t.field({
     type: ConversationRef,
+    description: "A group's owner and admins (or a site admin): adds members.",
     authScopes: { signedIn: true },
-    args: { conversationId: t.arg.id({ required: true }), userIds: t.arg.idList({ required: true }) },
+    args: {
+      conversationId: t.arg.id({ required: true, description: 'The conversation.' }),
+      userIds: t.arg.idList({ required: true, description: 'The users to add.' }),
+    },
     resolve: (_root, { conversationId, userIds }, ctx) => addMembers(ctx, conversationId, userIds),
   }),
   removeConversationMember: t.field({
     type: ConversationRef,
+    description: "A group's owner and admins (or a site admin): removes a member (not the owner); their conversationEvents end with FORBIDDEN.",
     authScopes: { signedIn: true },
-    args: { conversationId: t.arg.id({ required: true }), userId: t.arg.id({ required: true }) },
+    args: {
+      conversationId: t.arg.id({ required: true, description: 'The conversation.' }),
+      userId: t.arg.id({ required: true, description: 'The member to remove.' }),
+    },
     resolve: (_root, { conversationId, userId }, ctx) => removeMember(ctx, conversationId, userId),
   }),
   renameConversation: t.field({
     type: ConversationRef,
+    description: "A group's owner and admins (or a site admin): changes its title.",
     authScopes: { signedIn: true },
-    args: { conversationId: t.arg.id({ required: true }), title: t.arg.string({ required: true }) },
+    args: {
+      conversationId: t.arg.id({ required: true, description: 'The conversation.' }),
+      title: t.arg.string({ required: true, description: 'The new title.' }),
+    },
     resolve: (_root, { conversationId, title }, ctx) => renameConversation(ctx, conversationId, title),
   }),
   markConversationRead: t.field({
     type: ConversationRef,
     description: 'Moves your read position forward to messageId (default: the last message); never back.',
     authScopes: { signedIn: true },
-    args: { conversationId: t.arg.id({ required: true }), messageId: t.arg.id() },
+    args: {
+      conversationId: t.arg.id({ required: true, description: 'The conversation.' }),
+      messageId: t.arg.id({ description: 'The last message read; the newest when not given.' }),
+    },
     resolve: (_root, { conversationId, messageId }, ctx) => markConversationRead(ctx, conversationId, messageId),
   }),
 }));

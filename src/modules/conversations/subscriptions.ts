@@ -79,7 +79,7 @@ builder.subscriptionFields((t) => ({
     type: ConversationEvent,
     description: 'Messages added, edited and deleted, typing and read receipts of one conversation.',
     authScopes: { signedIn: true },
-    args: { conversationId: t.arg.id({ required: true }) },
+    args: { conversationId: t.arg.id({ required: true, description: 'A conversation you can read (FORBIDDEN otherwise).' }) },
     // Read, listen, read again. The first read refuses a stranger before the bus is touched and
     // fixes where the stream starts: every message after it reaches the subscriber, from the bus
     // or, if it was published before listening began, from the database. The second read sees

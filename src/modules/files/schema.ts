@@ -38,22 +38,26 @@ const LinkFileInput = builder.inputType('LinkFileInput', {
     url: t.string({ required: true, description: 'Where the file is served.' }),
     size: t.int({ required: true, description: 'Bytes; at most 5 MB.' }),
     messageId: t.id({ description: 'The message it belongs to; give this or conversationId.' }),
-    conversationId: t.id(),
+    conversationId: t.id({ description: 'The conversation it belongs to; give this or messageId.' }),
   }),
 });
 
 builder.queryFields((t) => ({
   file: t.field({
     type: FileRef,
+    description: 'One of your uploads by id (any file, for admins); files of a conversation are listed by files(conversationId).',
     authScopes: { signedIn: true },
-    args: { id: t.arg.id({ required: true }) },
+    args: { id: t.arg.id({ required: true, description: 'The file.' }) },
     resolve: (_root, { id }, ctx) => getFile(ctx, id),
   }),
   files: t.field({
     type: [FileRef],
     description: "Files of a message or a conversation you can read; with neither, your own uploads.",
     authScopes: { signedIn: true },
-    args: { messageId: t.arg.id(), conversationId: t.arg.id() },
+    args: {
+      messageId: t.arg.id({ description: 'The files attached to this message.' }),
+      conversationId: t.arg.id({ description: 'The files of this conversation.' }),
+    },
     resolve: (_root, args, ctx) => listFiles(ctx, args),
   }),
 }));
@@ -63,26 +67,30 @@ builder.mutationFields((t) => ({
     type: FileRef,
     description: 'Records a file stored elsewhere, attached to a message or a conversation.',
     authScopes: { signedIn: true },
-    args: { input: t.arg({ type: LinkFileInput, required: true }) },
+    args: { input: t.arg({ type: LinkFileInput, required: true, description: 'Its name, address, size and where it belongs.' }) },
     resolve: (_root, { input }, ctx) => linkFile(ctx, input),
   }),
   uploadFile: t.field({
     type: FileRef,
     description: 'Uploads a file (multipart request), optionally into a conversation, to attach to a message.',
     authScopes: { signedIn: true },
-    args: { file: t.arg({ type: 'Upload', required: true }), conversationId: t.arg.id() },
+    args: {
+      file: t.arg({ type: 'Upload', required: true, description: 'The file, as a part of the multipart request.' }),
+      conversationId: t.arg.id({ description: 'The conversation it is for; you must be a member.' }),
+    },
     resolve: (_root, { file, conversationId }, ctx) => uploadFile(ctx, file as unknown as Promise<FileUpload>, conversationId),
   }),
   uploadAvatar: t.field({
     type: UserRef,
+    description: 'Uploads an image (multipart request) and makes it your avatar.',
     authScopes: { signedIn: true },
-    args: { file: t.arg({ type: 'Upload', required: true }) },
+    args: { file: t.arg({ type: 'Upload', required: true, description: 'The image, as a part of the multipart request.' }) },
     resolve: (_root, { file }, ctx) => uploadAvatar(ctx, file as unknown as Promise<FileUpload>),
   }),
   deleteFile: t.id({
     description: 'Deletes one of your files; its links stop working.',
     authScopes: { signedIn: true },
-    args: { id: t.arg.id({ required: true }) },
+    args: { id: t.arg.id({ required: true, description: 'The file.' }) },
     resolve: (_root, { id }, ctx) => deleteFile(ctx, id),
   }),
 }));

@@ -51,8 +51,9 @@ export function messagesConnection(ctx: Context, conversationId: number, args: D
 builder.queryFields((t) => ({
   messages: t.connection({
     type: MessageRef,
+    description: 'History of a conversation you can read, oldest first within a page: the newest 50 without paging arguments; catch up with `first` and `after: <last id seen>`, page back with `last` and `before`.',
     authScopes: { signedIn: true },
-    args: { conversationId: t.arg.id({ required: true }) },
+    args: { conversationId: t.arg.id({ required: true, description: 'The conversation.' }) },
     resolve: async (_root, { conversationId, ...args }, ctx) => {
       const { conversation } = await requireReadable(ctx, conversationId);
       return messagesConnection(ctx, conversation.id, args);
@@ -64,10 +65,10 @@ const SendMessageInput = builder.inputType('SendMessageInput', {
   fields: (t) => ({
     conversationId: t.id({ description: 'Where to send; or give recipientId instead.' }),
     recipientId: t.id({ description: 'Sends to the direct conversation with this user, made if needed.' }),
-    content: t.string(),
-    kind: t.field({ type: MessageKind }),
-    attachmentIds: t.idList(),
-    replyToId: t.id(),
+    content: t.string({ description: 'Plain text, up to 10,000 characters; may be empty only with attachments.' }),
+    kind: t.field({ type: MessageKind, description: "Decided from the attachments when not given (TEXT without any); SYSTEM is the server's own." }),
+    attachmentIds: t.idList({ description: 'Your uploads (uploadFile) to attach, at most 10.' }),
+    replyToId: t.id({ description: 'The message of the same conversation this one answers.' }),
     clientId: t.string({ description: 'Your id for this send: sending it again returns the first message.' }),
   }),
 });
@@ -75,25 +76,34 @@ const SendMessageInput = builder.inputType('SendMessageInput', {
 builder.mutationFields((t) => ({
   sendMessage: t.field({
     type: MessageRef,
+    description: "Sends a message; its participants' conversationEvents and userEvents get it once it is stored.",
     authScopes: { signedIn: true },
-    args: { input: t.arg({ type: SendMessageInput, required: true }) },
+    args: { input: t.arg({ type: SendMessageInput, required: true, description: 'Where to, what, and your clientId for safe retries.' }) },
     resolve: (_root, { input }, ctx) => sendMessage(ctx, input),
   }),
   editMessage: t.field({
     type: MessageRef,
+    description: 'Replaces the text of one of your messages.',
     authScopes: { signedIn: true },
-    args: { id: t.arg.id({ required: true }), content: t.arg.string({ required: true }) },
+    args: {
+      id: t.arg.id({ required: true, description: 'The message.' }),
+      content: t.arg.string({ required: true, description: 'The new text, at most 10,000 characters (empty only when the message has attachments).' }),
+    },
     resolve: (_root, { id, content }, ctx) => editMessage(ctx, id, content),
   }),
   deleteMessage: t.id({
     description: 'Deletes a message (its sender, or an admin) and returns its id.',
     authScopes: { signedIn: true },
-    args: { id: t.arg.id({ required: true }) },
+    args: { id: t.arg.id({ required: true, description: 'The message.' }) },
     resolve: (_root, { id }, ctx) => deleteMessage(ctx, id),
   }),
   setTyping: t.boolean({
+    description: 'Tells the conversation you are typing; repeat every few seconds while you do (it lapses after 6 seconds).',
     authScopes: { signedIn: true },
-    args: { conversationId: t.arg.id({ required: true }), isTyping: t.arg.boolean({ required: true }) },
+    args: {
+      conversationId: t.arg.id({ required: true, description: 'The conversation.' }),
+      isTyping: t.arg.boolean({ required: true, description: 'true while typing, false once stopped.' }),
+    },
     resolve: (_root, { conversationId, isTyping }, ctx) => setTyping(ctx, conversationId, isTyping),
   }),
 }));

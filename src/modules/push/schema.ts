@@ -3,10 +3,10 @@ import { deletePushSubscription, savePushSubscription } from './service.ts';
 
 const PushSubscriptionInput = builder.inputType('PushSubscriptionInput', {
   fields: (t) => ({
-    endpoint: t.string({ required: true }),
+    endpoint: t.string({ required: true, description: "The subscription's endpoint URL." }),
     p256dh: t.string({ required: true, description: "The subscription's keys.p256dh." }),
     auth: t.string({ required: true, description: "The subscription's keys.auth." }),
-    userAgent: t.string(),
+    userAgent: t.string({ description: 'Which browser this is, to tell your subscriptions apart.' }),
   }),
 });
 
@@ -19,13 +19,15 @@ builder.queryFields((t) => ({
 
 builder.mutationFields((t) => ({
   savePushSubscription: t.boolean({
+    description: "Registers this browser's web-push subscription (PushManager.subscribe) for your notifications.",
     authScopes: { signedIn: true },
-    args: { input: t.arg({ type: PushSubscriptionInput, required: true }) },
+    args: { input: t.arg({ type: PushSubscriptionInput, required: true, description: "The subscription's endpoint and keys, from PushSubscription.toJSON()." }) },
     resolve: (_root, { input }, ctx) => savePushSubscription(ctx, input),
   }),
   deletePushSubscription: t.boolean({
+    description: 'Stops web push to a subscription, as after PushSubscription.unsubscribe().',
     authScopes: { signedIn: true },
-    args: { endpoint: t.arg.string({ required: true }) },
+    args: { endpoint: t.arg.string({ required: true, description: "The subscription's endpoint." }) },
     resolve: (_root, { endpoint }, ctx) => deletePushSubscription(ctx, endpoint),
   }),
 }));

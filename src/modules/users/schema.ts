@@ -78,7 +78,11 @@ builder.queryFields((t) => ({
     nullable: true,
     authScopes: { signedIn: true },
     description: 'A user by id, username, or exact email address (public emails only, unless it is yours).',
-    args: { id: t.arg.id(), username: t.arg.string(), email: t.arg.string() },
+    args: {
+      id: t.arg.id({ description: 'The user id; or give username or email.' }),
+      username: t.arg.string({ description: 'The username, in any case.' }),
+      email: t.arg.string({ description: 'An exact email address.' }),
+    },
     resolve: async (query, _root, { id, username, email }, ctx) => {
       const where = id
         ? { id: Number(id) }
@@ -99,10 +103,11 @@ builder.queryFields((t) => ({
   users: t.prismaConnection({
     type: 'User',
     cursor: 'id',
+    description: 'The user directory by id, optionally filtered by a search.',
     authScopes: { signedIn: true },
     defaultSize: 20,
     maxSize: 100,
-    args: { search: t.arg.string() },
+    args: { search: t.arg.string({ description: 'Part of a username, display name or public email, in any case.' }) },
     totalCount: (_root, { search }, ctx) => ctx.db.user.count({ where: searchUsersWhere(search as string | null, ctx.viewer) }),
     resolve: (query, _root, { search }, ctx) =>
       ctx.db.user.findMany({ ...query, where: searchUsersWhere(search, ctx.viewer), orderBy: { id: 'asc' } }),
@@ -111,14 +116,14 @@ builder.queryFields((t) => ({
 
 const UpdateProfileInput = builder.inputType('UpdateProfileInput', {
   fields: (t) => ({
-    username: t.string(),
-    email: t.string(),
-    displayName: t.string(),
-    bio: t.string(),
-    website: t.string(),
-    avatarUrl: t.string(),
-    isPrivate: t.boolean(),
-    settings: t.field({ type: 'JSON' }),
+    username: t.string({ description: 'A new username, with the same rules as at sign-up.' }),
+    email: t.string({ description: 'A new email address, or null to remove it.' }),
+    displayName: t.string({ description: 'The name others see, 1 to 64 characters; null clears it.' }),
+    bio: t.string({ description: 'Up to 500 characters; null clears it.' }),
+    website: t.string({ description: 'An http(s) URL; null clears it.' }),
+    avatarUrl: t.string({ description: 'An http(s) URL of a picture kept elsewhere (or use uploadAvatar); null clears it.' }),
+    isPrivate: t.boolean({ description: 'Whether your profile is private.' }),
+    settings: t.field({ type: 'JSON', description: 'A JSON object merged key by key into your settings (16 KB at most).' }),
   }),
 });
 
@@ -127,13 +132,16 @@ builder.mutationFields((t) => ({
     type: 'User',
     description: "Changes the viewer's profile, or (admins) the profile of userId.",
     authScopes: { signedIn: true },
-    args: { input: t.arg({ type: UpdateProfileInput, required: true }), userId: t.arg.id() },
+    args: {
+      input: t.arg({ type: UpdateProfileInput, required: true, description: 'The fields to change: those left out stay as they are.' }),
+      userId: t.arg.id({ description: 'Admins: whose profile; your own when not given.' }),
+    },
     resolve: (query, _root, { input, userId }, ctx) => updateProfile(ctx, ownAccountOrAdmin(ctx, userId), input, query),
   }),
   deleteUser: t.id({
     description: 'Deletes an account (your own, or any as an admin): its sessions end, its messages stay without a sender.',
     authScopes: { signedIn: true },
-    args: { id: t.arg.id({ required: true }) },
+    args: { id: t.arg.id({ required: true, description: 'The account; your own id unless you are an admin.' }) },
     resolve: async (_root, { id }, ctx) => String(await deleteUser(ctx, ownAccountOrAdmin(ctx, id))),
   }),
 }));
