@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.ts';
-import type { Services } from './graphql/context.ts';
+import type { Services } from './services/services.ts';
 import { createGraphQLServer } from './graphql/yoga.ts';
 import { SharedEventResults } from './graphql/shared-results.ts';
 import { openDatabase, type Database } from './lib/db.ts';
@@ -15,7 +15,7 @@ import { RateLimits } from './lib/rate-limit.ts';
 import { loadJwtSecret, loadVapidKeys } from './lib/secrets.ts';
 import { TokenService } from './lib/tokens.ts';
 import { ensureAdmin } from './modules/auth/service.ts';
-import { SessionCache } from './modules/auth/sessions.ts';
+import { SessionCache } from './modules/viewer/sessions.ts';
 import { LoginThrottle } from './modules/auth/throttle.ts';
 import { CallTimer } from './modules/calls/timer.ts';
 import { ensureDefaultRoom } from './modules/conversations/service.ts';
@@ -28,8 +28,8 @@ import { SocketRegistry } from './realtime/registry.ts';
 import type { SocketIoDialect, WsDialect } from './realtime/session.ts';
 import { sendGraphQLError, sendJson } from './transports/http.ts';
 import { handleMultipart } from './transports/graphql-multipart.ts';
-import { serveHome } from './transports/home.ts';
-import { serveFile } from './modules/files/http.ts';
+import { serveHome, type DialectMount } from './transports/home.ts';
+import { serveFile } from './transports/file-links.ts';
 import { createStorage } from './storage/storage.ts';
 import { restDialects, socketDialects, wsDialects } from './compat/dialects.ts';
 import { Gateway } from './gateway/gateway.ts';
@@ -126,6 +126,14 @@ async function assemble(services: Services, database: Database, instanceId: stri
   const gateway = new Gateway(yoga);
   const rest = new RestRouter(services, gateway, restDialects);
   const startedAt = Date.now();
+  const allWsDialects = [...wsDialects, ...(options.wsDialects ?? [])];
+  const allSocketDialects = [...socketDialects, ...(options.socketDialects ?? [])];
+  const mounts: DialectMount[] = restDialects.map((d) => ({
+    name: d.name,
+    rest: d.mount,
+    socketIo: allSocketDialects.find((s) => s.name === d.name)?.namespace ?? null,
+    webSocket: allWsDialects.find((w) => w.name === d.name)?.path ?? null,
+  }));
 
   const server = http.createServer((req, res) => {
     const fail = (err: unknown) => {
@@ -152,7 +160,7 @@ async function assemble(services: Services, database: Database, instanceId: stri
       proxyWarned = true;
       log.warn('requests arrive through a proxy (X-Forwarded-For) but TRUST_PROXY is not true: every client counts as the proxy for rate limits and sign-in locks');
     }
-    if (pathname === '/') return void serveHome(req, res, config);
+    if (pathname === '/') return void serveHome(req, res, config, mounts);
     if (pathname === '/health') return void health(res);
     if (pathname === '/metrics') return void sendJson(res, 200, metrics());
     if (pathname === '/graphql' || pathname.startsWith('/graphql/')) {
@@ -170,12 +178,12 @@ async function assemble(services: Services, database: Database, instanceId: stri
     sendJson(res, 404, { error: 'Not found', path: pathname });
   }
 
-  const socketIo = createSocketIoServer(server, services, gateway, registry, [...socketDialects, ...(options.socketDialects ?? [])]);
+  const socketIo = createSocketIoServer(server, services, gateway, registry, allSocketDialects);
   const rawWs = createRawWebSocketServer(services, gateway, registry);
   const upgradeRoutes: UpgradeRoute[] = [
     { path: '/graphql', take: (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req)) },
     { path: '/socket.io/*', take: (req, socket, head) => socketIo.handleUpgrade(req, socket, head) },
-    ...[...wsDialects, ...(options.wsDialects ?? [])].map((dialect) => ({
+    ...allWsDialects.map((dialect) => ({
       path: dialect.path,
       take: (req: http.IncomingMessage, socket: Duplex, head: Buffer, params: Record<string, string>) => rawWs.handleUpgrade(req, socket, head, dialect, params),
     })),

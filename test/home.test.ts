@@ -37,6 +37,7 @@ describe('the address itself', () => {
         name: d.name,
         rest: `${server.url}${d.mount}`,
         socketIo: socketDialects.some((s) => s.namespace === d.mount) ? `${server.url}${d.mount}` : null,
+        webSocket: null,
       })),
     );
     expect((await fetch(body.health)).status).toBe(200);

@@ -1,6 +1,7 @@
 import type http from 'node:http';
 import * as cookie from 'cookie';
-import { authenticate, bearerToken, type Services } from '../graphql/context.ts';
+import { authenticate, bearerToken } from '../modules/viewer/viewer.ts';
+import { type Services } from '../services/services.ts';
 import { addressKey } from '../lib/client-address.ts';
 import { clientGoneSignal, hasUnreadBody, sendJson, transportContext } from '../transports/http.ts';
 import { formTmpDir, MultipartError, readForm, type FormFile } from '../transports/multipart.ts';

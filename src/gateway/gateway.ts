@@ -1,7 +1,7 @@
 import { parse, type DocumentNode, type ExecutionResult, type GraphQLError } from 'graphql';
 import type { YogaServerInstance } from 'graphql-yoga';
-import type { Context } from '../graphql/context.ts';
-import { isCodedError } from '../graphql/errors.ts';
+import type { Context } from '../schema/context.ts';
+import { isCodedError } from '../lib/errors.ts';
 import type { TransportContext } from '../graphql/yoga.ts';
 
 /** Who a dialect call runs as, and where it came from (the same facts an HTTP request gives). */

@@ -1,6 +1,6 @@
 import { GraphQLError, visit, type DocumentNode, type ExecutionArgs, type ExecutionResult } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { AppError } from './errors.ts';
+import { AppError } from '../lib/errors.ts';
 
 /** Nesting allowed in a variable's value: every input type here is a few levels deep. */
 const MAX_NESTING = 32;

@@ -5,8 +5,8 @@ import { complexityFromQuery } from '@pothos/plugin-complexity';
 import { getOperationAST, GraphQLError, Kind, parse, type DocumentNode, type ExecutionArgs, type OperationDefinitionNode, type ValidationContext } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Config } from '../config.ts';
-import type { Context } from './context.ts';
-import { AppError } from './errors.ts';
+import type { Context } from '../schema/context.ts';
+import { AppError } from '../lib/errors.ts';
 
 /** Lexical tokens a document may hold: GraphiQL's introspection query has about 300. */
 const MAX_TOKENS = 2000;

@@ -1,7 +1,7 @@
 import { rewireTypes } from '@graphql-tools/utils';
 import { GraphQLSchema, type GraphQLObjectType } from 'graphql';
-import { builder } from './builder.ts';
-import { DatabaseID } from './ids.ts';
+import { builder } from '../schema/builder.ts';
+import { DatabaseID } from '../schema/ids.ts';
 import '../modules/users/schema.ts';
 import '../modules/auth/schema.ts';
 import '../modules/admin/schema.ts';
@@ -11,7 +11,7 @@ import '../modules/messages/schema.ts';
 import '../modules/conversations/schema.ts';
 import '../modules/calls/schema.ts';
 import '../modules/push/schema.ts';
-import '../modules/conversations/subscriptions.ts';
+import '../modules/live/subscriptions.ts';
 
 const built = builder.toSchema({ sortSchema: true });
 

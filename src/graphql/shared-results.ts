@@ -1,7 +1,7 @@
 import { createSourceEventStream, execute, print, type DocumentNode, type ExecutionArgs, type ExecutionResult } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import type { Context } from './context.ts';
-import { subscriptionFeed } from './subscription-feed.ts';
+import type { Context } from '../schema/context.ts';
+import { subscriptionFeed } from '../schema/subscription-feed.ts';
 
 interface Verdict {
   result: ExecutionResult;

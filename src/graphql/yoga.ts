@@ -4,7 +4,8 @@ import { createGraphQLError, createYoga, type Plugin, type YogaServerInstance } 
 import { clientAddress } from '../lib/client-address.ts';
 import type { Logger } from '../lib/logger.ts';
 import { isDataException } from '../lib/validation.ts';
-import { createContext, type Context, type Services } from './context.ts';
+import { createContext, type Context } from '../schema/context.ts';
+import { type Services } from '../services/services.ts';
 import { corsOrigins, type Config } from '../config.ts';
 import { graphiqlOptions } from './graphiql.ts';
 import { inputChecks } from './input.ts';

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { badInput } from '../graphql/errors.ts';
+import { badInput } from './errors.ts';
 
 /** Parses `input` with `schema`, or throws BAD_USER_INPUT with one message per field. */
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {

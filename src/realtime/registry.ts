@@ -1,4 +1,5 @@
-import type { Services, Viewer } from '../graphql/context.ts';
+import type { Services } from '../services/services.ts';
+import type { Viewer } from '../modules/viewer/viewer.ts';
 import type { BusEvent } from '../lib/events.ts';
 
 /** A live client connection of any protocol, as far as session control needs to know it. */

@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http';
-import { authenticate, bearerToken, type Services, type Viewer } from '../graphql/context.ts';
+import { authenticate, bearerToken, type Viewer } from '../modules/viewer/viewer.ts';
+import { type Services } from '../services/services.ts';
 import { GatewayError, type Caller, type Data, type Gateway } from '../gateway/gateway.ts';
 import { clientAddress } from '../lib/client-address.ts';
 import { CLOSE_BANNED, CLOSE_SESSION_ENDED, trackSignedIn, type SocketRegistry } from './registry.ts';

@@ -1,7 +1,9 @@
 import type http from 'node:http';
 import { getOperationAST } from 'graphql';
 import type { YogaServerInstance } from 'graphql-yoga';
-import { authenticate, bearerToken, type Context, type Services } from '../graphql/context.ts';
+import { authenticate, bearerToken } from '../modules/viewer/viewer.ts';
+import { type Context } from '../schema/context.ts';
+import { type Services } from '../services/services.ts';
 import { maskError, type TransportContext } from '../graphql/yoga.ts';
 import { clientGoneSignal, sendGraphQLError, sendJson, transportContext } from './http.ts';
 import { formTmpDir, MultipartError, readForm, type Form } from './multipart.ts';

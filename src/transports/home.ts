@@ -1,13 +1,20 @@
 import type http from 'node:http';
 import type { Config } from '../config.ts';
-import { restDialects, socketDialects } from '../compat/dialects.ts';
 import { sendJson, transportContext } from './http.ts';
+
+/** Where a dialect is served: its REST mount, and its Socket.IO namespace or WebSocket path. */
+export interface DialectMount {
+  name: string;
+  rest: string;
+  socketIo: string | null;
+  webSocket: string | null;
+}
 
 /**
  * Where `/` sends people: GraphiQL, /health and the dialect mounts, with absolute URLs (the
  * origin the client used, or PUBLIC_URL) so that each can be opened as it is.
  */
-function directory(origin: string) {
+function directory(origin: string, mounts: DialectMount[]) {
   const ws = origin.replace(/^http/, 'ws');
   return {
     name: 'Chat API',
@@ -16,10 +23,11 @@ function directory(origin: string) {
     subscriptions: { url: `${ws}/graphql`, protocol: 'graphql-transport-ws' },
     health: `${origin}/health`,
     metrics: `${origin}/metrics`,
-    dialects: restDialects.map((d) => ({
+    dialects: mounts.map((d) => ({
       name: d.name,
-      rest: `${origin}${d.mount}`,
-      socketIo: socketDialects.some((s) => s.namespace === d.mount) ? `${origin}${d.mount}` : null,
+      rest: `${origin}${d.rest}`,
+      socketIo: d.socketIo && `${origin}${d.socketIo}`,
+      webSocket: d.webSocket && `${ws}${d.webSocket}`,
     })),
   };
 }
@@ -30,7 +38,7 @@ const escapeHtml = (text: string) =>
 function page(links: ReturnType<typeof directory>): string {
   const a = (url: string, text = url) => `<a href="${escapeHtml(url)}">${escapeHtml(text)}</a>`;
   const dialects = links.dialects
-    .map((d) => `<li><code>${escapeHtml(d.name)}</code>: REST under ${a(d.rest)}${d.socketIo ? `, Socket.IO namespace <code>${escapeHtml(d.socketIo)}</code>` : ''}</li>`)
+    .map((d) => `<li><code>${escapeHtml(d.name)}</code>: REST under ${a(d.rest)}${d.socketIo ? `, Socket.IO namespace <code>${escapeHtml(d.socketIo)}</code>` : ''}${d.webSocket ? `, WebSocket <code>${escapeHtml(d.webSocket)}</code>` : ''}</li>`)
     .join('\n');
   return `<!doctype html>
 <html lang="en">
@@ -56,13 +64,13 @@ ${dialects}
  * `GET /`: a small page for a browser (it asks for text/html), JSON for anything else, so that
  * neither a person nor a script that tries the bare address meets a 404.
  */
-export function serveHome(req: http.IncomingMessage, res: http.ServerResponse, config: Config): void {
+export function serveHome(req: http.IncomingMessage, res: http.ServerResponse, config: Config, mounts: DialectMount[]): void {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     return sendJson(res, 405, { error: 'Method not allowed', allow: ['GET', 'HEAD'] }, { allow: 'GET, HEAD' });
   }
   const { host, forwardedProto } = transportContext(req, config);
   const origin = config.PUBLIC_URL?.replace(/\/$/, '') ?? `${forwardedProto === 'https' ? 'https' : 'http'}://${host ?? `${config.HOST}:${config.PORT}`}`;
-  const links = directory(origin);
+  const links = directory(origin, mounts);
   if (!req.headers.accept?.includes('text/html')) return sendJson(res, 200, links, { vary: 'Accept' });
   const html = page(links);
   res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(html), vary: 'Accept' });

@@ -1,7 +1,7 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
-import type { Services } from '../graphql/context.ts';
+import type { Services } from '../services/services.ts';
 import type { Logger } from '../lib/logger.ts';
 import { GatewayError, type Gateway } from '../gateway/gateway.ts';
 import type { SocketRegistry } from '../realtime/registry.ts';

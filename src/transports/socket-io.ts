@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import { Server, type Namespace, type Socket } from 'socket.io';
-import type { Services } from '../graphql/context.ts';
+import type { Services } from '../services/services.ts';
 import type { Gateway } from '../gateway/gateway.ts';
 import { corsOrigins } from '../config.ts';
 import type { SocketRegistry } from '../realtime/registry.ts';

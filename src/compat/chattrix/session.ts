@@ -1,5 +1,5 @@
-import type { Services } from '../../graphql/context.ts';
-import { authenticate } from '../../graphql/context.ts';
+import type { Services } from '../../services/services.ts';
+import { authenticate } from '../../modules/viewer/viewer.ts';
 import { GatewayError, type Data, type Gateway } from '../../gateway/gateway.ts';
 import type { RestRequest, SetCookie } from '../rest.ts';
 import { corsOrigins } from '../../config.ts';

@@ -1,4 +1,4 @@
-import { builder } from '../../graphql/builder.ts';
+import { builder } from '../../schema/builder.ts';
 import { setBanned } from './service.ts';
 
 builder.mutationFields((t) => ({

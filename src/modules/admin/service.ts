@@ -1,6 +1,7 @@
-import type { Services, Viewer } from '../../graphql/context.ts';
-import { forbidden, notFound } from '../../graphql/errors.ts';
-import { announceSessionChange } from '../auth/sessions.ts';
+import type { Services } from '../../services/services.ts';
+import type { Viewer } from '../viewer/viewer.ts';
+import { forbidden, notFound } from '../../lib/errors.ts';
+import { announceSessionChange } from '../viewer/sessions.ts';
 
 /** Bans a user: they cannot sign in, their sessions end and their sockets are closed. */
 export async function setBanned(services: Services, admin: Viewer, userId: number, banned: boolean) {

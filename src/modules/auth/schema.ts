@@ -1,5 +1,5 @@
-import { builder } from '../../graphql/builder.ts';
-import type { Context } from '../../graphql/context.ts';
+import { builder } from '../../schema/builder.ts';
+import type { Context } from '../../schema/context.ts';
 import { UserRef } from '../users/schema.ts';
 import { emailLogin, login, logout, refresh, register, type Session } from './service.ts';
 

@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { AppError, conflict, forbidden, unauthenticated } from '../../graphql/errors.ts';
-import type { Context, Services, Viewer } from '../../graphql/context.ts';
+import { AppError, conflict, forbidden, unauthenticated } from '../../lib/errors.ts';
+import type { Context } from '../../schema/context.ts';
+import type { Services } from '../../services/services.ts';
+import type { Viewer } from '../viewer/viewer.ts';
 import type { User } from '../../generated/prisma/client.ts';
-import { announceSessionChange } from './sessions.ts';
+import { announceSessionChange } from '../viewer/sessions.ts';
 import { LoginThrottle } from './throttle.ts';
 import { addressKey } from '../../lib/client-address.ts';
 import { burnPasswordCheck, hashPassword, verifyPassword } from '../../lib/passwords.ts';

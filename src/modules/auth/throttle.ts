@@ -95,3 +95,10 @@ export class LoginThrottle {
     return seconds;
   }
 }
+
+declare module '../../services/services.ts' {
+  interface Services {
+    /** Failed sign-ins per account and address, and the locks they earn. */
+    loginThrottle: LoginThrottle;
+  }
+}

@@ -1,6 +1,6 @@
 import { resolveCursorConnection } from '@pothos/plugin-relay';
-import { builder } from '../../graphql/builder.ts';
-import { badInput, forwardOnly } from '../../graphql/errors.ts';
+import { builder } from '../../schema/builder.ts';
+import { badInput, forwardOnly } from '../../lib/errors.ts';
 import { parseDatabaseId } from '../../lib/ids.ts';
 import type { BusEvent, CallSnapshot } from '../../lib/events.ts';
 import { asUser, UserRef } from '../users/schema.ts';

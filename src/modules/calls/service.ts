@@ -1,11 +1,12 @@
 import { z } from 'zod';
 import type { Call, User } from '../../generated/prisma/client.ts';
-import type { Context, Services } from '../../graphql/context.ts';
-import { AppError, badInput, forbidden, notFound } from '../../graphql/errors.ts';
+import type { Context } from '../../schema/context.ts';
+import type { Services } from '../../services/services.ts';
+import { AppError, badInput, forbidden, notFound } from '../../lib/errors.ts';
 import { topics, type CallAction, type CallSnapshot } from '../../lib/events.ts';
 import { parseInput } from '../../lib/validation.ts';
 import { viewerId } from '../conversations/access.ts';
-import { iso, userSnapshot } from '../messages/snapshot.ts';
+import { iso, userSnapshot } from '../users/snapshot.ts';
 
 /**
  * WebRTC call signalling. Media flows between the browsers; the server keeps the call's state

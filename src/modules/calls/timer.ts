@@ -1,4 +1,4 @@
-import type { Services } from '../../graphql/context.ts';
+import type { Services } from '../../services/services.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { expireRingingCalls } from './service.ts';
 
@@ -59,5 +59,12 @@ export class CallTimer {
       }
     })();
     return this.running;
+  }
+}
+
+declare module '../../services/services.ts' {
+  interface Services {
+    /** Calls that ring out become MISSED. */
+    calls: CallTimer;
   }
 }

@@ -1,6 +1,6 @@
 import type { Conversation, Participant } from '../../generated/prisma/client.ts';
-import type { Context } from '../../graphql/context.ts';
-import { forbidden, notFound, unauthenticated } from '../../graphql/errors.ts';
+import type { Context } from '../../schema/context.ts';
+import { forbidden, notFound, unauthenticated } from '../../lib/errors.ts';
 import { parseDatabaseId } from '../../lib/ids.ts';
 
 /**

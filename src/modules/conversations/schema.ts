@@ -1,11 +1,8 @@
 import { resolveCursorConnection } from '@pothos/plugin-relay';
 import type { Conversation, Participant, User } from '../../generated/prisma/client.ts';
-import { builder } from '../../graphql/builder.ts';
-import { loader, type Context } from '../../graphql/context.ts';
-import { forwardOnly } from '../../graphql/errors.ts';
-import { MessageRef, messagesConnection } from '../messages/schema.ts';
-import { markConversationRead } from '../messages/service.ts';
-import { messageInclude, messageSnapshot } from '../messages/snapshot.ts';
+import { builder } from '../../schema/builder.ts';
+import { loader, type Context } from '../../schema/context.ts';
+import { forwardOnly } from '../../lib/errors.ts';
 import { UserRef } from '../users/schema.ts';
 import { requireMember } from './access.ts';
 import {
@@ -74,26 +71,9 @@ ConversationRef.implement({
       type: [ConversationMember],
       resolve: async (c, _args, ctx) => (await membersOf(ctx, c.id)).slice(0, MAX_LISTED_PARTICIPANTS),
     }),
-    lastMessage: t.field({
-      type: MessageRef,
-      nullable: true,
-      resolve: async (c, _args, ctx) => {
-        if (c.lastMessageId === null) return null;
-        return loader(ctx, 'messageById', async (ids: readonly number[]) => {
-          const rows = await ctx.db.message.findMany({ where: { id: { in: [...ids] } }, include: messageInclude });
-          return ids.map((id) => rows.find((r) => r.id === id) ?? null);
-        })
-          .load(c.lastMessageId)
-          .then((m) => (m && !m.deletedAt ? messageSnapshot(m) : null));
-      },
-    }),
     unreadCount: t.int({
       description: "Messages from others after the viewer's read position.",
       resolve: (c, _args, ctx) => loader(ctx, 'unreadCount', (ids: readonly number[]) => unreadCounts(ctx, ids)).load(c.id),
-    }),
-    messages: t.connection({
-      type: MessageRef,
-      resolve: (c, args, ctx) => messagesConnection(ctx, c.id, args),
     }),
   }),
 });
@@ -212,15 +192,5 @@ builder.mutationFields((t) => ({
       title: t.arg.string({ required: true, description: 'The new title.' }),
     },
     resolve: (_root, { conversationId, title }, ctx) => renameConversation(ctx, conversationId, title),
-  }),
-  markConversationRead: t.field({
-    type: ConversationRef,
-    description: 'Moves your read position forward to messageId (default: the last message); never back.',
-    authScopes: { signedIn: true },
-    args: {
-      conversationId: t.arg.id({ required: true, description: 'The conversation.' }),
-      messageId: t.arg.id({ description: 'The last message read; the newest when not given.' }),
-    },
-    resolve: (_root, { conversationId, messageId }, ctx) => markConversationRead(ctx, conversationId, messageId),
   }),
 }));

@@ -1,8 +1,9 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import type { Conversation, Prisma } from '../../generated/prisma/client.ts';
-import type { Context, Services } from '../../graphql/context.ts';
-import { badInput, forbidden, notFound } from '../../graphql/errors.ts';
+import type { Context } from '../../schema/context.ts';
+import type { Services } from '../../services/services.ts';
+import { badInput, forbidden, notFound } from '../../lib/errors.ts';
 import { topics, type BusEvent } from '../../lib/events.ts';
 import { parseDatabaseId } from '../../lib/ids.ts';
 import { parseInput, uniqueViolation } from '../../lib/validation.ts';

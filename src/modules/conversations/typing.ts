@@ -41,3 +41,10 @@ export class TypingTimers {
     return this.bus.publish(topics.conversation(conversationId), { type: 'typing', conversationId, user, isTyping });
   }
 }
+
+declare module '../../services/services.ts' {
+  interface Services {
+    /** Typing that stops by itself. */
+    typing: TypingTimers;
+  }
+}

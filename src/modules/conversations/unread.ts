@@ -1,4 +1,4 @@
-import type { Context } from '../../graphql/context.ts';
+import type { Context } from '../../schema/context.ts';
 
 /** Unread messages of the viewer in several conversations, in one query. */
 export async function unreadCounts(ctx: Context, conversationIds: readonly number[]): Promise<number[]> {

@@ -1,11 +1,11 @@
 import { z } from 'zod';
 import type { Prisma } from '../../generated/prisma/client.ts';
-import type { Context } from '../../graphql/context.ts';
-import { forbidden, notFound } from '../../graphql/errors.ts';
+import type { Context } from '../../schema/context.ts';
+import { forbidden, notFound } from '../../lib/errors.ts';
 import type { FileSnapshot } from '../../lib/events.ts';
 import { parseInput } from '../../lib/validation.ts';
 import { parseId, requireReadable, viewerId } from '../conversations/access.ts';
-import { fileSnapshot } from '../messages/snapshot.ts';
+import { fileSnapshot } from './snapshot.ts';
 
 /**
  * Files that live elsewhere (a CDN, S3 the client uploaded to) and are only recorded here,

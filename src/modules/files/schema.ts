@@ -1,5 +1,5 @@
 import { GraphQLUpload, type FileUpload } from 'graphql-upload-minimal';
-import { builder } from '../../graphql/builder.ts';
+import { builder } from '../../schema/builder.ts';
 import type { FileSnapshot } from '../../lib/events.ts';
 import { UserRef } from '../users/schema.ts';
 import { getFile, linkFile, listFiles } from './links.ts';

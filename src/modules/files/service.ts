@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import type { FileUpload } from 'graphql-upload-minimal';
-import type { Context } from '../../graphql/context.ts';
-import { AppError, badInput, forbidden, notFound } from '../../graphql/errors.ts';
+import type { Context } from '../../schema/context.ts';
+import { AppError, badInput, forbidden, notFound } from '../../lib/errors.ts';
 import type { FileSnapshot } from '../../lib/events.ts';
 import { requireMember, viewerId } from '../conversations/access.ts';
-import { fileSnapshot } from '../messages/snapshot.ts';
+import { fileSnapshot } from './snapshot.ts';
 import { sniff } from './types.ts';
-import { announceSessionChange } from '../auth/sessions.ts';
+import { announceSessionChange } from '../viewer/sessions.ts';
 
 /** Enough of the start of a file to tell its type and an image's size. */
 const HEAD_BYTES = 64 * 1024;

@@ -47,3 +47,10 @@ export class DeliveryTracker {
     }
   }
 }
+
+declare module '../../services/services.ts' {
+  interface Services {
+    /** Messages that reached a recipient, written in batches. */
+    delivery: DeliveryTracker;
+  }
+}

@@ -1,11 +1,13 @@
 import { resolveCursorConnection, type DefaultConnectionArguments } from '@pothos/plugin-relay';
-import { builder } from '../../graphql/builder.ts';
-import { loader, type Context } from '../../graphql/context.ts';
+import { builder } from '../../schema/builder.ts';
+import { loader, type Context } from '../../schema/context.ts';
 import type { MessageSnapshot } from '../../lib/events.ts';
 import { FileRef } from '../files/schema.ts';
 import { requireReadable } from '../conversations/access.ts';
+import { ConversationRef } from '../conversations/schema.ts';
 import { asUser, UserRef } from '../users/schema.ts';
-import { deleteMessage, editMessage, messagePage, sendMessage, setTyping } from './service.ts';
+import { deleteMessage, editMessage, markConversationRead, messagePage, sendMessage, setTyping } from './service.ts';
+import { messageInclude, messageSnapshot } from './snapshot.ts';
 import { messageStatuses } from './status.ts';
 
 export const MessageKind = builder.enumType('MessageKind', {
@@ -108,3 +110,37 @@ builder.mutationFields((t) => ({
   }),
 }));
 
+// A conversation's messages are this module's: the fields are added to the Conversation type here,
+// so conversations need nothing of messages.
+builder.objectFields(ConversationRef, (t) => ({
+    lastMessage: t.field({
+      type: MessageRef,
+      nullable: true,
+      resolve: async (c, _args, ctx) => {
+        if (c.lastMessageId === null) return null;
+        return loader(ctx, 'messageById', async (ids: readonly number[]) => {
+          const rows = await ctx.db.message.findMany({ where: { id: { in: [...ids] } }, include: messageInclude });
+          return ids.map((id) => rows.find((r) => r.id === id) ?? null);
+        })
+          .load(c.lastMessageId)
+          .then((m) => (m && !m.deletedAt ? messageSnapshot(m) : null));
+      },
+    }),
+    messages: t.connection({
+      type: MessageRef,
+      resolve: (c, args, ctx) => messagesConnection(ctx, c.id, args),
+    }),
+}));
+
+builder.mutationFields((t) => ({
+  markConversationRead: t.field({
+    type: ConversationRef,
+    description: 'Moves your read position forward to messageId (default: the last message); never back.',
+    authScopes: { signedIn: true },
+    args: {
+      conversationId: t.arg.id({ required: true, description: 'The conversation.' }),
+      messageId: t.arg.id({ description: 'The last message read; the newest when not given.' }),
+    },
+    resolve: (_root, { conversationId, messageId }, ctx) => markConversationRead(ctx, conversationId, messageId),
+  }),
+}));

@@ -1,13 +1,14 @@
 import { z } from 'zod';
 import type { File, MessageKind } from '../../generated/prisma/client.ts';
-import type { Context } from '../../graphql/context.ts';
-import { badInput, forbidden, notFound } from '../../graphql/errors.ts';
+import type { Context } from '../../schema/context.ts';
+import { badInput, forbidden, notFound } from '../../lib/errors.ts';
 import { topics, type BusEvent, type MessageSnapshot } from '../../lib/events.ts';
 import { parseDatabaseId } from '../../lib/ids.ts';
 import { isUniqueViolation, parseInput } from '../../lib/validation.ts';
 import { parseId, requireMember, requireReadable, viewerId } from '../conversations/access.ts';
 import { announceUpdate, ensureDirectConversation, memberIds } from '../conversations/service.ts';
-import { messageInclude, messageSnapshot, userSnapshot, type MessageRecord } from './snapshot.ts';
+import { messageInclude, messageSnapshot, type MessageRecord } from './snapshot.ts';
+import { userSnapshot } from '../users/snapshot.ts';
 import type { NewMessage, StoredMessage } from './writer.ts';
 
 export const MAX_CONTENT = 10_000;

@@ -1,5 +1,7 @@
-import type { File, Message, Prisma, User } from '../../generated/prisma/client.ts';
-import type { FileSnapshot, MessageSnapshot, UserSnapshot } from '../../lib/events.ts';
+import type { Message, Prisma, User } from '../../generated/prisma/client.ts';
+import type { MessageSnapshot } from '../../lib/events.ts';
+import { fileSnapshot } from '../files/snapshot.ts';
+import { iso, userSnapshot } from '../users/snapshot.ts';
 
 /** What every message read loads alongside it, so fields resolve without further queries. */
 export const messageInclude = {
@@ -9,40 +11,6 @@ export const messageInclude = {
 } satisfies Prisma.MessageInclude;
 
 export type MessageRecord = Prisma.MessageGetPayload<{ include: typeof messageInclude }>;
-
-/** A nullable date as events carry it. */
-export const iso = (d: Date | null) => (d ? d.toISOString() : null);
-
-export function userSnapshot(user: User): UserSnapshot {
-  return {
-    id: user.id,
-    username: user.username,
-    displayName: user.displayName,
-    avatarUrl: user.avatarUrl,
-    bio: user.bio,
-    website: user.website,
-    isPrivate: user.isPrivate,
-    status: user.status,
-    lastSeenAt: iso(user.lastSeenAt),
-    createdAt: user.createdAt.toISOString(),
-  };
-}
-
-export function fileSnapshot(file: File): FileSnapshot {
-  return {
-    id: file.id,
-    name: file.name,
-    size: file.size,
-    mimeType: file.mimeType,
-    width: file.width,
-    height: file.height,
-    uploaderId: file.uploaderId,
-    conversationId: file.conversationId,
-    messageId: file.messageId,
-    externalUrl: file.externalUrl,
-    createdAt: file.createdAt.toISOString(),
-  };
-}
 
 function baseSnapshot(m: Message & { sender: User | null }) {
   return {

@@ -1,4 +1,4 @@
-import type { Context } from '../../graphql/context.ts';
+import type { Context } from '../../schema/context.ts';
 import type { MessageSnapshot } from '../../lib/events.ts';
 
 type Status = 'SENT' | 'DELIVERED' | 'READ';

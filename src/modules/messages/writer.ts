@@ -136,3 +136,10 @@ function isFaultOfOneMessage(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   return typeof code === 'string' && (code.startsWith('23') || code.startsWith('22'));
 }
+
+declare module '../../services/services.ts' {
+  interface Services {
+    /** The one way a message is stored. */
+    messageWriter: MessageWriter;
+  }
+}

@@ -1,6 +1,6 @@
-import { builder } from '../../graphql/builder.ts';
-import type { Context } from '../../graphql/context.ts';
-import { badInput } from '../../graphql/errors.ts';
+import { builder } from '../../schema/builder.ts';
+import type { Context } from '../../schema/context.ts';
+import { badInput } from '../../lib/errors.ts';
 import { topics, type BusEvent, type EventStream } from '../../lib/events.ts';
 
 type PresenceChange = Extract<BusEvent, { type: 'presence' }>;

@@ -93,3 +93,10 @@ export class PresenceService {
     return next;
   }
 }
+
+declare module '../../services/services.ts' {
+  interface Services {
+    /** Who is online, on every instance. */
+    presence: PresenceService;
+  }
+}

@@ -1,4 +1,4 @@
-import { builder } from '../../graphql/builder.ts';
+import { builder } from '../../schema/builder.ts';
 import { deletePushSubscription, savePushSubscription } from './service.ts';
 
 const PushSubscriptionInput = builder.inputType('PushSubscriptionInput', {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { Context } from '../../graphql/context.ts';
-import { notFound } from '../../graphql/errors.ts';
+import type { Context } from '../../schema/context.ts';
+import { notFound } from '../../lib/errors.ts';
 import { parseInput } from '../../lib/validation.ts';
 import { viewerId } from '../conversations/access.ts';
 

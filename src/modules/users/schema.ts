@@ -1,8 +1,8 @@
 import type { User } from '../../generated/prisma/client.ts';
-import { builder } from '../../graphql/builder.ts';
+import { builder } from '../../schema/builder.ts';
 import type { UserSnapshot } from '../../lib/events.ts';
-import { loader, type Context } from '../../graphql/context.ts';
-import { notFound } from '../../graphql/errors.ts';
+import { loader, type Context } from '../../schema/context.ts';
+import { notFound } from '../../lib/errors.ts';
 import { deleteUser, ownAccountOrAdmin, searchUsersWhere, updateProfile } from './service.ts';
 
 /** Email, phone, settings and role are shown only to the user themself and to admins. */

@@ -1,7 +1,9 @@
 import type { Prisma } from '../../generated/prisma/client.ts';
-import type { Context, Services, Viewer } from '../../graphql/context.ts';
-import { conflict, forbidden, notFound, unauthenticated } from '../../graphql/errors.ts';
-import { announceSessionChange } from '../auth/sessions.ts';
+import type { Context } from '../../schema/context.ts';
+import type { Services } from '../../services/services.ts';
+import type { Viewer } from '../viewer/viewer.ts';
+import { conflict, forbidden, notFound, unauthenticated } from '../../lib/errors.ts';
+import { announceSessionChange } from '../viewer/sessions.ts';
 import { parseInput, uniqueViolation } from '../../lib/validation.ts';
 import { profileRules } from './rules.ts';
 

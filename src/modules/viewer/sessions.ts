@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { User } from '../../generated/prisma/client.ts';
-import type { Services } from '../../graphql/context.ts';
+import type { Services } from '../../services/services.ts';
 import { topics, type BusEvent } from '../../lib/events.ts';
 
 /** What an access token stands for: its user's row, and whether its device was signed out. */
@@ -48,4 +48,11 @@ export class SessionCache {
 export async function announceSessionChange(services: Services, event: SessionChange): Promise<void> {
   services.sessions.forget(event);
   await services.bus.publish(topics.control(), event);
+}
+
+declare module '../../services/services.ts' {
+  interface Services {
+    /** The device and user rows behind access tokens, kept between operations. */
+    sessions: SessionCache;
+  }
 }

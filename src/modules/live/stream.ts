@@ -1,4 +1,4 @@
-import type { Context } from '../../graphql/context.ts';
+import type { Context } from '../../schema/context.ts';
 import type { BusEvent, EventStream } from '../../lib/events.ts';
 import { messageInclude, messageSnapshot } from '../messages/snapshot.ts';
 

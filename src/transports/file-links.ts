@@ -1,6 +1,6 @@
 import type http from 'node:http';
-import type { Services } from '../../graphql/context.ts';
-import { sendJson } from '../../transports/http.ts';
+import type { Services } from '../services/services.ts';
+import { sendJson } from './http.ts';
 
 /**
  * GET /files/:id/:name?expires&disposition&signature — a signed link from `File.url`, so it

@@ -1,12 +1,12 @@
-import { builder } from '../../graphql/builder.ts';
-import { loader } from '../../graphql/context.ts';
-import { forbidden } from '../../graphql/errors.ts';
+import { builder } from '../../schema/builder.ts';
+import { loader } from '../../schema/context.ts';
+import { forbidden } from '../../lib/errors.ts';
 import { topics, type BusEvent } from '../../lib/events.ts';
 import { CallEvent } from '../calls/schema.ts';
 import { MessageRef } from '../messages/schema.ts';
 import { asUser, UserRef } from '../users/schema.ts';
-import { parseId, requireReadable } from './access.ts';
-import { ConversationRef } from './schema.ts';
+import { parseId, requireReadable } from '../conversations/access.ts';
+import { ConversationRef } from '../conversations/schema.ts';
 import { conversationStream, isRevoked, userStream, type StreamItem } from './stream.ts';
 
 type Of<T extends BusEvent['type']> = Extract<BusEvent, { type: T }>;

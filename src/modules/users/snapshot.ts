@@ -1,0 +1,20 @@
+import type { User } from '../../generated/prisma/client.ts';
+import type { UserSnapshot } from '../../lib/events.ts';
+
+/** A nullable date as events carry it. */
+export const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+export function userSnapshot(user: User): UserSnapshot {
+  return {
+    id: user.id,
+    username: user.username,
+    displayName: user.displayName,
+    avatarUrl: user.avatarUrl,
+    bio: user.bio,
+    website: user.website,
+    isPrivate: user.isPrivate,
+    status: user.status,
+    lastSeenAt: iso(user.lastSeenAt),
+    createdAt: user.createdAt.toISOString(),
+  };
+}
