@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import type { Namespace, Socket } from 'socket.io';
 import { authenticate, bearerToken, type Services, type Viewer } from '../graphql/context.ts';
-import { clientAddress } from '../lib/client-address.ts';
+import { forwarded, type Forwarded } from '../transports/http-policy.ts';
 import type { SocketRegistry } from '../transports/socket-registry.ts';
 import { trackSignedIn } from '../transports/socket-registry.ts';
 import { GatewayError, type Caller, type Data, type Gateway } from './gateway.ts';
@@ -47,8 +47,8 @@ export class SocketSession {
   private readonly gone = new AbortController();
   /** Client events being handled now (bounded per socket, as graphql-ws operations are). */
   running = 0;
-  /** Where the client connects from, as its handshake said. */
-  private readonly address: string;
+  /** Where the client connects from and the host it asked for, as its handshake said. */
+  private readonly via: Forwarded;
 
   constructor(
     readonly socket: Socket,
@@ -60,14 +60,13 @@ export class SocketSession {
   ) {
     // Each event being handled listens to it (at most WS_MAX_OPERATIONS): not a leak to warn of.
     setMaxListeners(services.config.WS_MAX_OPERATIONS + 10, this.gone.signal);
-    const { headers, address } = socket.handshake;
-    this.address = clientAddress(headers, address, services.config.TRUST_PROXY === 'true');
+    this.via = forwarded(services.config, socket.handshake.headers, socket.handshake.address);
   }
 
   get caller(): Caller {
     // A fresh object each time: Yoga adds the operation's context to the one it is given.
-    const { headers } = this.socket.handshake;
-    return { authorization: `Bearer ${this.token}`, host: headers['x-forwarded-host']?.toString() ?? headers.host, clientAddress: this.address, signal: this.gone.signal };
+    const { host, proto, address } = this.via;
+    return { authorization: `Bearer ${this.token}`, host, forwardedProto: proto, clientAddress: address, signal: this.gone.signal };
   }
 
   run(document: string, variables: Record<string, unknown> = {}): Promise<Data> {

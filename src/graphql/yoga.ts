@@ -1,11 +1,11 @@
 import type http from 'node:http';
 import { getOperationAST, GraphQLError } from 'graphql';
 import { createGraphQLError, createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
-import { clientAddress } from '../lib/client-address.ts';
+import { forwarded } from '../transports/http-policy.ts';
 import type { Logger } from '../lib/logger.ts';
 import { isDataException } from '../lib/validation.ts';
 import { createContext, type Context, type Services } from './context.ts';
-import { corsOrigins, type Config } from '../config.ts';
+import type { Config } from '../config.ts';
 import { inputChecks } from './input.ts';
 import { queryLimits } from './limits.ts';
 import { schema } from './schema.ts';
@@ -21,20 +21,6 @@ export interface TransportContext {
   clientAddress?: string;
   /** Aborts once the client is gone (its request closed, its socket disconnected). */
   signal?: AbortSignal;
-}
-
-/**
- * Echoes the request id on every response so a client can quote it when reporting a problem,
- * and marks answers that depend on the Origin (CORS) so a shared cache keeps them apart.
- */
-function responseHeaders(): Plugin<Context> {
-  return {
-    onResponse({ request, response, serverContext }) {
-      const id = (serverContext as { requestId?: string } | undefined)?.requestId ?? request.headers.get('x-request-id');
-      if (id) response.headers.set('x-request-id', id);
-      if (request.headers.has('origin') && !/\borigin\b/i.test(response.headers.get('vary') ?? '')) response.headers.append('vary', 'Origin');
-    },
-  };
 }
 
 /**
@@ -114,18 +100,12 @@ export function maskError(log: Logger) {
 }
 
 /**
- * CORS for /graphql: any site may read answers when CORS_ORIGINS is `*`, but only origins
- * listed by name get `Access-Control-Allow-Credentials`, as on the dialects; an unlisted
- * origin gets no CORS headers at all.
+ * Yoga adds no CORS headers of its own: the HTTP policy (transports/http-policy.ts) answers
+ * preflights and sets CORS headers (and request ids) on /graphql as on every other path,
+ * before Yoga sees the request.
  */
-function corsFor(config: Config) {
-  const listed = corsOrigins(config);
-  return (request: Request) => {
-    const origin = request.headers.get('origin');
-    if (origin && listed.includes(origin)) return { origin: [origin], credentials: true };
-    if (listed.includes('*')) return { origin: ['*'], credentials: false };
-    return false as const;
-  };
+function corsFor(_config: Config) {
+  return () => false as const;
 }
 
 /**
@@ -188,18 +168,19 @@ export function createGraphQLServer(
     cors: corsFor(services.config),
     graphiql: { title: 'Chat API', subscriptionsProtocol: 'WS' },
     landingPage: false,
-    plugins: [responseHeaders(), queryStringJson(), inputChecks(), ...queryLimits(services.config), operationLog(), eventResults.plugin()],
+    plugins: [queryStringJson(), inputChecks(), ...queryLimits(services.config), operationLog(), eventResults.plugin()],
     context: (initial) => {
       // Yoga merges what this returns into the starting context, which is complete already.
       if (builtByTransport.has(initial)) return {} as Context;
-      const { request, authorization, requestId, host, forwardedProto } = initial;
+      const { request, authorization, requestId } = initial;
       const req = (initial as { req?: http.IncomingMessage }).req;
+      const via = req ? forwarded(services.config, req.headers, req.socket.remoteAddress) : undefined;
       return createContext(services, {
         authorization: authorization ?? request?.headers.get('authorization'),
         requestId: requestId ?? request?.headers.get('x-request-id'),
-        host: host ?? request?.headers.get('x-forwarded-host') ?? request?.headers.get('host'),
-        forwardedProto: forwardedProto ?? request?.headers.get('x-forwarded-proto'),
-        clientAddress: initial.clientAddress ?? (req ? clientAddress(req.headers, req.socket.remoteAddress, services.config.TRUST_PROXY === 'true') : undefined),
+        host: initial.host ?? via?.host,
+        forwardedProto: initial.forwardedProto ?? via?.proto,
+        clientAddress: initial.clientAddress ?? via?.address,
         signal: initial.signal ?? request?.signal,
       });
     },

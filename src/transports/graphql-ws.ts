@@ -10,6 +10,7 @@ import { authenticate, bearerToken, type Context, type Services, type Viewer } f
 import { AppError, isCodedError } from '../graphql/errors.ts';
 import { operationContext, type TransportContext } from '../graphql/yoga.ts';
 import { transportContext } from './http.ts';
+import { MAX_JSON_BODY } from './http-policy.ts';
 import { CLOSE_SESSION_ENDED, trackSignedIn, type SocketRegistry } from './socket-registry.ts';
 
 interface ConnectionState {
@@ -25,7 +26,7 @@ interface ConnectionState {
 }
 
 /** Largest message a client may send: an operation and its variables, never a file. */
-const MAX_MESSAGE_BYTES = 1024 * 1024;
+const MAX_MESSAGE_BYTES = MAX_JSON_BODY;
 
 type EnvelopedArgs = ExecutionArgs & {
   rootValue: { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown };

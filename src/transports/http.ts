@@ -1,21 +1,13 @@
 import type http from 'node:http';
 import type { Config } from '../config.ts';
 import type { TransportContext } from '../graphql/yoga.ts';
-import { clientAddress } from '../lib/client-address.ts';
+import { forwarded, hasUnreadBody, requestIdOf } from './http-policy.ts';
 
 /** Writes a JSON response: the one way our own (non-Yoga) routes answer. */
 export function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}) {
   const text = JSON.stringify(body);
   res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
   res.end(text);
-}
-
-/**
- * Whether `req` still has a body nobody read: an answer sent now should close the connection,
- * or Node would read (and drop) the rest of an upload the client keeps sending.
- */
-export function hasUnreadBody(req: http.IncomingMessage): boolean {
-  return !req.readableEnded && (Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined);
 }
 
 /**
@@ -36,16 +28,14 @@ export function transportContext(
   config: Config,
   options: { authorization?: unknown; signal?: AbortSignal } = {},
 ): TransportContext {
-  const header = (name: string) => {
-    const value = req.headers[name];
-    return Array.isArray(value) ? value[0] : value;
-  };
+  const via = forwarded(config, req.headers, req.socket.remoteAddress);
   return {
     authorization: 'authorization' in options ? options.authorization : req.headers.authorization,
-    requestId: header('x-request-id'),
-    host: header('x-forwarded-host') ?? header('host'),
-    forwardedProto: header('x-forwarded-proto'),
-    clientAddress: clientAddress(req.headers, req.socket.remoteAddress, config.TRUST_PROXY === 'true'),
+    // An HTTP request's id is settled by the policy already; a WebSocket upgrade's is not.
+    requestId: requestIdOf(req.headers['x-request-id']),
+    host: via.host,
+    forwardedProto: via.proto,
+    clientAddress: via.address,
     signal: options.signal,
   };
 }

@@ -5,7 +5,7 @@ import { Server } from 'socket.io';
 import type { Gateway } from '../compat/gateway.ts';
 import { bindSocketDialect, type SocketDialect } from '../compat/sockets.ts';
 import type { Services } from '../graphql/context.ts';
-import { corsOrigins } from '../config.ts';
+import { socketIoCors } from './http-policy.ts';
 import type { SocketRegistry } from './socket-registry.ts';
 
 export interface SocketIoServer {
@@ -26,11 +26,10 @@ export function createSocketIoServer(
   registry: SocketRegistry,
   dialects: SocketDialect[],
 ): SocketIoServer {
-  // As for REST: cookies cross origins only to origins listed by name.
-  const anyOrigin = services.config.CORS_ORIGINS === '*';
   const io = new Server(server, {
     serveClient: false,
-    cors: anyOrigin ? { origin: '*' } : { origin: corsOrigins(services.config), credentials: true },
+    // The HTTP policy's CORS rule, as on every other path: cookies cross origins only to those listed by name.
+    cors: socketIoCors(services.config),
     // Other upgrades (/graphql) are ours to handle, not engine.io's to destroy.
     destroyUpgrade: false,
   });
