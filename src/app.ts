@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from './config.ts';
 import type { Services } from './graphql/context.ts';
 import { createGraphQLServer } from './graphql/yoga.ts';
-import { applyHttpPolicy, graphqlBodyRefusal } from './transports/http-policy.ts';
+import { applyHttpPolicy, graphqlBodyRefusal, limitGraphQLRequest } from './transports/http-policy.ts';
 import { SharedEventResults } from './graphql/shared-results.ts';
 import { openDatabase, type Database } from './lib/db.ts';
 import { EventBus, topics } from './lib/events.ts';
@@ -68,7 +68,7 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
       tokens: new TokenService(await loadJwtSecret(config), config.ACCESS_TOKEN_TTL),
       sessions: new SessionCache(),
       vapid: await loadVapidKeys(config),
-      limits: new RateLimits(bus.redisClient, config.RATE_LIMITS === 'on'),
+      limits: new RateLimits(bus.redisClient, config.RATE_LIMITS === 'on', log),
       loginThrottle: new LoginThrottle(bus.redisClient, config.LOGIN_MAX_FAILURES, config.LOGIN_LOCK_SECONDS),
       counters: { operationsTimedOut: 0, operationsAbandoned: 0 },
       log,
@@ -109,11 +109,13 @@ async function assemble(services: Services, database: Database, instanceId: stri
     }
   });
 
-  /** /graphql over HTTP: JSON (through Yoga) or a multipart upload. */
+  /** /graphql over HTTP: JSON (through Yoga) or a multipart upload, each counted by the rate limit. */
   async function graphql(req: http.IncomingMessage, res: http.ServerResponse) {
     const multipart = req.method === 'POST' && /^multipart\/form-data/i.test(req.headers['content-type'] ?? '');
     const refusal = multipart ? null : graphqlBodyRefusal(req);
     if (refusal) return sendGraphQLError(req, res, refusal.status, refusal.code, refusal.message);
+    const limited = await limitGraphQLRequest(services, req, res);
+    if (limited) return sendGraphQLError(req, res, 429, 'RATE_LIMITED', limited.message, limited.extensions);
     if (multipart) return handleMultipart(services, yoga, req, res);
     return yoga.handle(req, res);
   }

@@ -1,12 +1,14 @@
+import { createClient, type Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { gql, type GqlResult } from './helpers/clients.ts';
 import { Register } from './helpers/operations.ts';
-import { startServer, uniqueName, type TestServer } from './helpers/server.ts';
+import { startServer, uniqueName, usingServices, type TestServer } from './helpers/server.ts';
 import { PNG } from './helpers/upload.ts';
 
 // One HTTP policy for every surface: the same CORS answer, request ids, security headers and
 // forwarded-header rule on /graphql (JSON and multipart), dialect routes, file links, /health
-// and 404s.
+// and 404s; and GraphQL operations counted by one rate limit over HTTP and graphql-ws.
 
 const servers: TestServer[] = [];
 async function server(env: Record<string, string> = {}): Promise<TestServer> {
@@ -15,6 +17,12 @@ async function server(env: Record<string, string> = {}): Promise<TestServer> {
   return started;
 }
 afterAll(() => Promise.all(servers.map((s) => s.stop())));
+
+/**
+ * An address of this run's own (behind TRUST_PROXY, as a proxy would forward it): with Redis,
+ * counts are shared with every other server and earlier runs.
+ */
+const randomAddress = () => `10.${[0, 0, 0].map(() => Math.floor(Math.random() * 250)).join('.')}`;
 
 async function post(target: TestServer, query: string, { token, headers = {}, variables }: { token?: string; headers?: Record<string, string>; variables?: unknown } = {}) {
   return fetch(`${target.url}/graphql`, {
@@ -235,5 +243,152 @@ describe('forwarded headers', () => {
     // A forwarded host that would change a link's shape is not used: the Host header is.
     const odd = await links(target, { ...proxied, 'x-forwarded-host': 'evil.example/steal?' });
     expect(odd.multipart.startsWith(`https://${new URL(target.url).host}/files/`)).toBe(true);
+  });
+});
+
+/** A graphql-ws client whose upgrade request carries `headers` (a proxy's X-Forwarded-For, say). */
+function wsClient(target: TestServer, token: string | undefined, headers: Record<string, string> = {}) {
+  let closed = false;
+  const client = createClient({
+    url: target.wsUrl,
+    webSocketImpl: class extends WebSocket {
+      constructor(url: string, protocols?: string | string[]) {
+        super(url, protocols, { headers });
+      }
+    },
+    lazy: false,
+    retryAttempts: 0,
+    connectionParams: token ? { authorization: `Bearer ${token}` } : {},
+    on: { closed: () => (closed = true) },
+    onNonLazyError: () => {},
+  });
+  return { client, isClosed: () => closed };
+}
+
+/** One operation over graphql-ws: its result, or the errors of its `error` message. */
+function wsRun(client: Client, query: string): Promise<GqlResult<unknown>> {
+  return new Promise((resolve, reject) => {
+    let result: GqlResult<unknown> | undefined;
+    client.subscribe(
+      { query },
+      {
+        next: (value) => (result = value as GqlResult<unknown>),
+        error: (errors) => (Array.isArray(errors) ? resolve({ errors }) : reject(errors)),
+        complete: () => resolve(result!),
+      },
+    );
+  });
+}
+
+const LIMITS = { RATE_LIMITS: 'on', TRUST_PROXY: 'true', GRAPHQL_RATE_LIMIT: '5', GRAPHQL_RATE_LIMIT_ANONYMOUS: '4' };
+
+/** Expects a GraphQL error saying RATE_LIMITED and when the limit resets. */
+function expectRateLimited(result: GqlResult<unknown>) {
+  const error = result.errors?.[0];
+  expect(error?.extensions).toMatchObject({ code: 'RATE_LIMITED', retryAfter: expect.any(Number), reset: expect.any(Number) });
+  expect(error!.extensions!.retryAfter as number).toBeGreaterThan(0);
+  expect(error!.extensions!.retryAfter as number).toBeLessThanOrEqual(60);
+  expect(error!.extensions!.reset as number).toBeGreaterThan(Date.now() / 1000);
+}
+
+describe('rate limits of GraphQL operations', () => {
+  let target: TestServer;
+  beforeAll(async () => {
+    target = await server(LIMITS);
+  });
+
+  it('answers HTTP past a user’s limit with 429 RATE_LIMITED, and counts each user apart', async () => {
+    const from = { 'x-forwarded-for': randomAddress() };
+    const user = await signUp(target, from);
+    for (let n = 1; n <= 5; n++) {
+      const res = await post(target, '{ me { id } }', { token: user.token, headers: from });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-ratelimit-limit')).toBe('5');
+      expect(res.headers.get('x-ratelimit-remaining')).toBe(String(5 - n));
+      await res.json();
+    }
+    const refused = await post(target, '{ me { id } }', { token: user.token, headers: from });
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(refused.headers.get('x-ratelimit-remaining')).toBe('0');
+    expect(Number(refused.headers.get('x-ratelimit-reset'))).toBeGreaterThan(Date.now() / 1000);
+    expectRateLimited((await refused.json()) as GqlResult<unknown>);
+    // An upload is a GraphQL operation too: refused before its body is read.
+    const upload_ = await upload(target, UPLOAD_FILE, user.token, from);
+    expect(upload_.status).toBe(429);
+    expectRateLimited((await upload_.json()) as GqlResult<unknown>);
+    // Another user from the same address has a count of their own.
+    const other = await signUp(target, from);
+    expect((await post(target, '{ me { id } }', { token: other.token, headers: from })).status).toBe(200);
+  });
+
+  it('counts operations without a token per address', async () => {
+    const from = { 'x-forwarded-for': randomAddress() };
+    for (let n = 1; n <= 4; n++) expect((await post(target, '{ me { id } }', { headers: from })).status).toBe(200);
+    const refused = await post(target, '{ me { id } }', { headers: from });
+    expect(refused.status).toBe(429);
+    expectRateLimited((await refused.json()) as GqlResult<unknown>);
+    // A token that is not valid counts as its address.
+    expect((await post(target, '{ me { id } }', { token: 'forged', headers: from })).status).toBe(429);
+    expect((await post(target, '{ me { id } }', { headers: { 'x-forwarded-for': randomAddress() } })).status).toBe(200);
+  });
+
+  it('refuses a graphql-ws operation past the user’s limit with an error for it, and keeps the socket open', async () => {
+    const from = { 'x-forwarded-for': randomAddress() };
+    const user = await signUp(target, from);
+    const ws = wsClient(target, user.token, from);
+    for (let n = 1; n <= 5; n++) expect(await wsRun(ws.client, '{ me { id } }')).toEqual({ data: { me: { id: user.id } } });
+    const refused = await wsRun(ws.client, '{ me { id } }');
+    expectRateLimited(refused);
+    expect(ws.isClosed()).toBe(false);
+    // One count per user, whichever the transport.
+    expect((await post(target, '{ me { id } }', { token: user.token, headers: from })).status).toBe(429);
+    expectRateLimited(await wsRun(ws.client, 'subscription { userEvents { __typename } }'));
+    expect(ws.isClosed()).toBe(false);
+    await ws.client.dispose();
+  });
+
+  it('counts graphql-ws operations of a socket without a token per address', async () => {
+    const from = { 'x-forwarded-for': randomAddress() };
+    const ws = wsClient(target, undefined, from);
+    for (let n = 1; n <= 4; n++) expect(await wsRun(ws.client, '{ me { id } }')).toEqual({ data: { me: null } });
+    expectRateLimited(await wsRun(ws.client, '{ me { id } }'));
+    expect(ws.isClosed()).toBe(false);
+    const elsewhere = wsClient(target, undefined, { 'x-forwarded-for': randomAddress() });
+    expect(await wsRun(elsewhere.client, '{ me { id } }')).toEqual({ data: { me: null } });
+    await Promise.all([ws.client.dispose(), elsewhere.client.dispose()]);
+  });
+
+  it('counts nothing with RATE_LIMITS=off', async () => {
+    const off = await server({ ...LIMITS, RATE_LIMITS: 'off' });
+    const from = { 'x-forwarded-for': randomAddress() };
+    const user = await signUp(off, from);
+    const ws = wsClient(off, user.token, from);
+    for (let n = 0; n < 8; n++) {
+      const res = await post(off, '{ me { id } }', { token: user.token, headers: from });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-ratelimit-limit')).toBeNull();
+      await res.json();
+      expect(await wsRun(ws.client, '{ me { id } }')).toEqual({ data: { me: { id: user.id } } });
+      expect((await post(off, '{ me { id } }', { headers: from })).status).toBe(200);
+    }
+    await ws.client.dispose();
+  });
+});
+
+// Instances share counts only through Redis, so this runs when DATABASE_URL and REDIS_URL are set.
+describe.runIf(usingServices)('rate limits of GraphQL operations on two instances', () => {
+  it('counts one user’s operations on both instances together', async () => {
+    const [a, b] = await Promise.all([server(LIMITS), server(LIMITS)]);
+    const from = { 'x-forwarded-for': randomAddress() };
+    const user = await signUp(a, from);
+    const onA = wsClient(a, user.token, from);
+    for (const instance of [a, b, a, b]) expect((await post(instance, '{ me { id } }', { token: user.token, headers: from })).status).toBe(200);
+    expect(await wsRun(onA.client, '{ me { id } }')).toEqual({ data: { me: { id: user.id } } });
+    const refused = await post(b, '{ me { id } }', { token: user.token, headers: from });
+    expect(refused.status).toBe(429);
+    expectRateLimited((await refused.json()) as GqlResult<unknown>);
+    expectRateLimited(await wsRun(onA.client, '{ me { id } }'));
+    await onA.client.dispose();
   });
 });

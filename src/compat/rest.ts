@@ -1,9 +1,8 @@
 import type http from 'node:http';
 import * as cookie from 'cookie';
 import { authenticate, bearerToken, type Services } from '../graphql/context.ts';
-import { addressKey } from '../lib/client-address.ts';
 import { clientGoneSignal, sendJson, transportContext } from '../transports/http.ts';
-import { hasUnreadBody, MAX_JSON_BODY } from '../transports/http-policy.ts';
+import { hasUnreadBody, MAX_JSON_BODY, requesterKey } from '../transports/http-policy.ts';
 import { formTmpDir, MultipartError, readForm, type FormFile } from '../transports/multipart.ts';
 import { GatewayError, type Caller, type Data, type Gateway } from './gateway.ts';
 import { rateLimitHeaders, type Limit } from '../lib/rate-limit.ts';
@@ -154,7 +153,7 @@ export class RestRouter {
       setCookies.push(...((await dialect.authorize?.(request, this.services, this.gateway)) ?? []));
       const limit = dialect.limits?.[route.limit ?? 'default'];
       if (limit) {
-        const who = (await this.identity(request)) ?? `ip:${addressKey(request.caller.clientAddress ?? 'unknown')}`;
+        const who = requesterKey(this.services, request.caller.authorization, request.caller.clientAddress);
         const result = await this.services.limits.consume(`${dialect.name}:${route.limit ?? 'default'}`, limit, who);
         if (result) {
           headers = rateLimitHeaders(result);
@@ -178,17 +177,6 @@ export class RestRouter {
       this.write(res, { ...reply, cookies: [...setCookies, ...(reply.cookies ?? [])] }, headers);
     } finally {
       await Promise.all(cleanup.map((discard) => discard()));
-    }
-  }
-
-  /** The signed-in user a limit counts against (their id), from the caller's token. */
-  private async identity(request: RestRequest): Promise<string | null> {
-    const token = typeof request.caller.authorization === 'string' ? request.caller.authorization.replace(/^Bearer\s+/i, '') : null;
-    if (!token) return null;
-    try {
-      return `user:${this.services.tokens.verifyAccess(token).sub}`;
-    } catch {
-      return null;
     }
   }
 

@@ -10,7 +10,7 @@ import { authenticate, bearerToken, type Context, type Services, type Viewer } f
 import { AppError, isCodedError } from '../graphql/errors.ts';
 import { operationContext, type TransportContext } from '../graphql/yoga.ts';
 import { transportContext } from './http.ts';
-import { MAX_JSON_BODY } from './http-policy.ts';
+import { countGraphQLOperation, forwarded, limitKey, MAX_JSON_BODY, rateLimited } from './http-policy.ts';
 import { CLOSE_SESSION_ENDED, trackSignedIn, type SocketRegistry } from './socket-registry.ts';
 
 interface ConnectionState {
@@ -23,6 +23,8 @@ interface ConnectionState {
    * which forgets an operation the moment its client sends `complete` while it still runs.
    */
   running: number;
+  /** Whom the rate limit counts this socket's operations against (its user, else its address). */
+  limitKey: string;
 }
 
 /** Largest message a client may send: an operation and its variables, never a file. */
@@ -180,7 +182,8 @@ export function createGraphQLWebSocketServer(
         // Each running operation listens to it (at most WS_MAX_OPERATIONS): not a leak to warn of.
         setMaxListeners(services.config.WS_MAX_OPERATIONS + 10, closed.signal);
         socket.once('close', () => closed.abort());
-        states.set(socket, { token, viewer, closed: closed.signal, running: 0 });
+        const address = forwarded(services.config, request.headers, request.socket.remoteAddress).address;
+        states.set(socket, { token, viewer, closed: closed.signal, running: 0, limitKey: limitKey(viewer?.id, address) });
         if (viewer) {
           await trackSignedIn(services, registry, viewer, expiresAt!, {
             close: (code, reason) => socket.close(code, reason),
@@ -213,6 +216,11 @@ export function createGraphQLWebSocketServer(
         state.running++;
         let started = false;
         try {
+          // Counted with GraphQL over HTTP (one count per user or address); no Redis command when limits are off.
+          if (services.limits.enabled) {
+            const limit = await countGraphQLOperation(services, state.limitKey);
+            if (limit && !limit.allowed) return [rateLimited(limit)];
+          }
           const prepared = await prepareOperation(ctx.extra, state, id, payload);
           started = !Array.isArray(prepared);
           return prepared;

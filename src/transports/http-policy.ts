@@ -2,13 +2,16 @@ import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
 import type { CorsOptions } from 'cors';
 import { corsOrigins, type Config } from '../config.ts';
-import { clientAddress } from '../lib/client-address.ts';
+import { bearerToken, type Services } from '../graphql/context.ts';
+import { AppError } from '../graphql/errors.ts';
+import { addressKey, clientAddress } from '../lib/client-address.ts';
+import { rateLimitHeaders, type LimitResult } from '../lib/rate-limit.ts';
 
 /**
  * The one HTTP policy: what every surface of the server (/graphql over HTTP and multipart, the
  * dialects' REST routes, file links, /health, /metrics, 404s, and Socket.IO's handshake) does
  * alike, decided here once: CORS, the forwarded headers of a proxy, request ids, security
- * headers and body limits.
+ * headers, body limits, and the rate limit of GraphQL operations (graphql-ws included).
  */
 
 /**
@@ -186,4 +189,61 @@ export function graphqlBodyRefusal(req: http.IncomingMessage): { status: number;
     return { status: 413, code: 'PAYLOAD_TOO_LARGE', message: `A GraphQL request may be at most ${MAX_JSON_BODY} bytes; send files by multipart upload` };
   }
   return null;
+}
+
+/**
+ * Whom a limit counts: the signed-in user (by a valid access token's subject, checked by its
+ * signature alone, which is cached), else the client's address (an IPv6 client by its /64).
+ */
+export function requesterKey(services: Services, authorization: unknown, address: string | undefined): string {
+  const token = bearerToken(authorization);
+  if (token) {
+    try {
+      return limitKey(services.tokens.verifyAccess(token).sub, address);
+    } catch {
+      // Not a token of ours (or expired): counted as the address it comes from.
+    }
+  }
+  return limitKey(null, address);
+}
+
+/** The key a limit counts: the user when there is one, else the address. */
+export function limitKey(userId: string | number | null | undefined, address: string | undefined): string {
+  return userId != null ? `user:${userId}` : `ip:${addressKey(address ?? 'unknown')}`;
+}
+
+/**
+ * Counts one GraphQL operation (HTTP, multipart or graphql-ws; all share one count per user or
+ * address, across instances with Redis): GRAPHQL_RATE_LIMIT a minute for a user,
+ * GRAPHQL_RATE_LIMIT_ANONYMOUS for an address before sign-in. One Redis command, none when
+ * RATE_LIMITS=off (null then).
+ */
+export function countGraphQLOperation(services: Services, key: string): Promise<LimitResult | null> {
+  const { config } = services;
+  const anonymous = key.startsWith('ip:');
+  const points = anonymous ? config.GRAPHQL_RATE_LIMIT_ANONYMOUS : config.GRAPHQL_RATE_LIMIT;
+  return services.limits.consume(anonymous ? 'graphql-anonymous' : 'graphql', { points, seconds: 60 }, key);
+}
+
+/** The error of an operation refused by its limit: when the limit resets, and how long to wait. */
+export function rateLimited(result: LimitResult): AppError {
+  return new AppError('RATE_LIMITED', `Rate limit exceeded; try again in ${result.retryAfter} seconds`, {
+    limit: result.limit,
+    retryAfter: result.retryAfter,
+    reset: result.reset,
+  });
+}
+
+/**
+ * Counts a GraphQL request over HTTP against its sender's limit and puts the X-RateLimit-*
+ * headers on its answer; resolves with the error to answer (429) when it is over the limit.
+ * GraphiQL's page is not an operation and is not counted.
+ */
+export async function limitGraphQLRequest(services: Services, req: http.IncomingMessage, res: http.ServerResponse): Promise<AppError | null> {
+  if (!services.limits.enabled || wantsGraphiQL(req)) return null;
+  const address = forwarded(services.config, req.headers, req.socket.remoteAddress).address;
+  const result = await countGraphQLOperation(services, requesterKey(services, req.headers.authorization, address));
+  if (!result) return null;
+  for (const [name, value] of Object.entries(rateLimitHeaders(result))) res.setHeader(name, value);
+  return result.allowed ? null : rateLimited(result);
 }

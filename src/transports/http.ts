@@ -14,8 +14,15 @@ export function sendJson(res: http.ServerResponse, status: number, body: unknown
  * A request refused outside GraphQL execution (before its body is read, say), in the shape
  * GraphQL clients read errors from; a body still unread is not wanted, so the connection closes.
  */
-export function sendGraphQLError(req: http.IncomingMessage, res: http.ServerResponse, status: number, code: string, message: string) {
-  sendJson(res, status, { errors: [{ message, extensions: { code } }] }, hasUnreadBody(req) ? { connection: 'close' } : {});
+export function sendGraphQLError(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  status: number,
+  code: string,
+  message: string,
+  extensions: Record<string, unknown> = {},
+) {
+  sendJson(res, status, { errors: [{ message, extensions: { ...extensions, code } }] }, hasUnreadBody(req) ? { connection: 'close' } : {});
 }
 
 /**
