@@ -10,6 +10,8 @@ const layers = [
   ['services', '^src/services/'],
   ['modules/viewer', '^src/modules/viewer/'],
   ['schema', '^src/schema/'],
+  // The HTTP policy every surface applies (CORS, forwarded headers, request ids, limits).
+  ['http', '^src/http/'],
   // Domain modules, each building only on those before it.
   ['modules/presence', '^src/modules/presence/'],
   ['modules/users', '^src/modules/users/'],

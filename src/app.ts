@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from './config.ts';
 import type { Services } from './services/services.ts';
 import { createGraphQLServer } from './graphql/yoga.ts';
+import { applyHttpPolicy, graphqlBodyRefusal, limitGraphQLRequest } from './http/policy.ts';
 import { SharedEventResults } from './graphql/shared-results.ts';
 import { openDatabase, type Database } from './lib/db.ts';
 import { EventBus, topics } from './lib/events.ts';
@@ -37,27 +38,6 @@ import { RestRouter } from './compat/rest.ts';
 import { createSocketIoServer } from './transports/socket-io.ts';
 import { createRawWebSocketServer } from './transports/raw-ws.ts';
 import { upgradeHandler, type UpgradeRoute } from './transports/upgrade.ts';
-
-/** Largest JSON body of a GraphQL request: an operation and its variables (files go by multipart). */
-const MAX_GRAPHQL_BODY = 1024 * 1024;
-
-/**
- * Why a GraphQL request's body is refused before Yoga reads it, if it is: Yoga would read any
- * body into memory whole, so its size must be known (a Content-Length, as every GraphQL client
- * sends) and at most MAX_GRAPHQL_BODY.
- */
-function bodyRefusal(req: http.IncomingMessage): { status: number; code: string; message: string } | null {
-  if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return null;
-  const length = req.headers['content-length'];
-  if (length === undefined) {
-    if (!req.headers['transfer-encoding']) return null;
-    return { status: 411, code: 'BAD_USER_INPUT', message: 'Send the request with a Content-Length header' };
-  }
-  if (Number(length) > MAX_GRAPHQL_BODY) {
-    return { status: 413, code: 'PAYLOAD_TOO_LARGE', message: `A GraphQL request may be at most ${MAX_GRAPHQL_BODY} bytes; send files by multipart upload` };
-  }
-  return null;
-}
 
 /** Realtime dialects mounted besides this server's own (tests mount one on both transports). */
 export interface AppOptions {
@@ -99,7 +79,7 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
       tokens: new TokenService(await loadJwtSecret(config), config.ACCESS_TOKEN_TTL),
       sessions: new SessionCache(),
       vapid: await loadVapidKeys(config),
-      limits: new RateLimits(bus.redisClient, config.RATE_LIMITS === 'on'),
+      limits: new RateLimits(bus.redisClient, config.RATE_LIMITS === 'on', log),
       loginThrottle: new LoginThrottle(bus.redisClient, config.LOGIN_MAX_FAILURES, config.LOGIN_LOCK_SECONDS),
       counters: { operationsTimedOut: 0, operationsAbandoned: 0 },
       log,
@@ -148,13 +128,23 @@ async function assemble(services: Services, database: Database, instanceId: stri
     }
   });
 
+  /** /graphql over HTTP: JSON (through Yoga) or a multipart upload, each counted by the rate limit. */
+  async function graphql(req: http.IncomingMessage, res: http.ServerResponse) {
+    const multipart = req.method === 'POST' && /^multipart\/form-data/i.test(req.headers['content-type'] ?? '');
+    const refusal = multipart ? null : graphqlBodyRefusal(req);
+    if (refusal) return sendGraphQLError(req, res, refusal.status, refusal.code, refusal.message);
+    const limited = await limitGraphQLRequest(services, req, res);
+    if (limited) return sendGraphQLError(req, res, 429, 'RATE_LIMITED', limited.message, limited.extensions);
+    if (multipart) return handleMultipart(services, yoga, req, res);
+    return yoga.handle(req, res);
+  }
+
   let proxyWarned = false;
   function route(req: http.IncomingMessage, res: http.ServerResponse, fail: (err: unknown) => void) {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const { pathname } = url;
-    // Every request gets an id (the client's own if it sent one): logged with the operation
-    // and echoed in the response, so a user can quote it.
-    req.headers['x-request-id'] ||= randomUUID();
+    // Request id, CORS (preflights answered here), security headers: the same on every path.
+    if (applyHttpPolicy(config, req, res, pathname)) return;
     if (!proxyWarned && config.TRUST_PROXY !== 'true' && req.headers['x-forwarded-for']) {
       // Every client then looks like the proxy: limits and sign-in locks would count them as one.
       proxyWarned = true;
@@ -163,14 +153,7 @@ async function assemble(services: Services, database: Database, instanceId: stri
     if (pathname === '/') return void serveHome(req, res, config, mounts);
     if (pathname === '/health') return void health(res);
     if (pathname === '/metrics') return void sendJson(res, 200, metrics());
-    if (pathname === '/graphql' || pathname.startsWith('/graphql/')) {
-      if (req.method === 'POST' && /^multipart\/form-data/i.test(req.headers['content-type'] ?? '')) {
-        return void handleMultipart(services, yoga, req, res).catch(fail);
-      }
-      const refusal = bodyRefusal(req);
-      if (refusal) return void sendGraphQLError(req, res, refusal.status, refusal.code, refusal.message);
-      return void yoga.handle(req, res);
-    }
+    if (pathname === '/graphql' || pathname.startsWith('/graphql/')) return void graphql(req, res).catch(fail);
     if ((pathname.startsWith('/files/') || pathname.startsWith('/avatars/')) && (req.method === 'GET' || req.method === 'HEAD')) {
       return void serveFile(services, req, res, url).catch(fail);
     }

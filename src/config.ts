@@ -25,6 +25,10 @@ const schema = z.object({
   ADMIN_PASSWORD: z.string().optional(),
   ADMIN_EMAIL: z.string().email().optional(),
   RATE_LIMITS: z.enum(['on', 'off']).default('on'),
+  /** GraphQL operations (HTTP and graphql-ws together) one signed-in user may start per minute. */
+  GRAPHQL_RATE_LIMIT: z.coerce.number().int().min(1).default(600),
+  /** The same per client address, for operations sent without a valid access token. */
+  GRAPHQL_RATE_LIMIT_ANONYMOUS: z.coerce.number().int().min(1).default(300),
   AUTH_PASSWORDLESS_EMAIL_LOGIN: z.enum(['true', 'false']).default('false'),
   MQTT_URL: z.string().regex(/^mqtts?:\/\//, 'must start with mqtt:// or mqtts://').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -50,6 +54,7 @@ const schema = z.object({
   CALL_RING_TIMEOUT: z.coerce.number().int().min(1).default(45),
   /** Comma-separated browser origins allowed by CORS; `*` allows any. */
   CORS_ORIGINS: z.string().default('*'),
+  /** `true` behind a reverse proxy: X-Forwarded-For, -Host and -Proto are read (and only then). */
   TRUST_PROXY: z.enum(['true', 'false']).default('false'),
   /** Largest cost one GraphQL operation may have (each field 1, each list's selection times its page). */
   QUERY_MAX_COST: z.coerce.number().int().min(1).default(20_000),

@@ -45,9 +45,17 @@ describe('the address itself', () => {
     expect(await graphiql.text()).toMatch(/graphiql/i);
   });
 
-  it('uses the origin the client asked for, and refuses other methods', async () => {
-    const res = await fetch(`${server.url}/`, { headers: { 'x-forwarded-host': 'chat.example.com', 'x-forwarded-proto': 'https' } });
-    expect((await res.json()).graphql).toBe('https://chat.example.com/graphql');
+  it('uses the origin a trusted proxy forwarded (and only then), and refuses other methods', async () => {
+    const headers = { 'x-forwarded-host': 'chat.example.com', 'x-forwarded-proto': 'https' };
+    const untrusted = await fetch(`${server.url}/`, { headers });
+    expect((await untrusted.json()).graphql).toBe(`${server.url}/graphql`);
+    const behindProxy = await startServer({ TRUST_PROXY: 'true' });
+    try {
+      const res = await fetch(`${behindProxy.url}/`, { headers });
+      expect((await res.json()).graphql).toBe('https://chat.example.com/graphql');
+    } finally {
+      await behindProxy.stop();
+    }
     const post = await fetch(`${server.url}/`, { method: 'POST' });
     expect(post.status).toBe(405);
     expect(post.headers.get('allow')).toBe('GET, HEAD');

@@ -2,11 +2,10 @@ import type http from 'node:http';
 import * as cookie from 'cookie';
 import { authenticate, bearerToken } from '../modules/viewer/viewer.ts';
 import { type Services } from '../services/services.ts';
-import { addressKey } from '../lib/client-address.ts';
-import { clientGoneSignal, hasUnreadBody, sendJson, transportContext } from '../transports/http.ts';
+import { clientGoneSignal, sendJson, transportContext } from '../transports/http.ts';
+import { hasUnreadBody, MAX_JSON_BODY, requesterKey } from '../http/policy.ts';
 import { formTmpDir, MultipartError, readForm, type FormFile } from '../transports/multipart.ts';
 import { GatewayError, type Caller, type Data, type Gateway } from '../gateway/gateway.ts';
-import { corsOrigins } from '../config.ts';
 import { rateLimitHeaders, type Limit } from '../lib/rate-limit.ts';
 
 /** A file of a multipart request, kept in a temporary file until the route is done. */
@@ -81,8 +80,6 @@ export function statusOf(code: string): number {
   return statuses[code] ?? 500;
 }
 
-const JSON_LIMIT = 1024 * 1024;
-
 interface CompiledRoute {
   route: Route;
   pattern: RegExp;
@@ -118,7 +115,6 @@ export class RestRouter {
   }
 
   private async serve(dialect: RestDialect, routes: CompiledRoute[], req: http.IncomingMessage, res: http.ServerResponse, url: URL) {
-    if (this.cors(req, res)) return;
     const subpath = url.pathname.slice(dialect.mount.length).replace(/(.)\/$/, '$1') || '/';
     const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
     const candidates = routes.map((r) => ({ r, match: r.pattern.exec(subpath) })).filter((c) => c.match);
@@ -158,7 +154,7 @@ export class RestRouter {
       setCookies.push(...((await dialect.authorize?.(request, this.services, this.gateway)) ?? []));
       const limit = dialect.limits?.[route.limit ?? 'default'];
       if (limit) {
-        const who = (await this.identity(request)) ?? `ip:${addressKey(request.caller.clientAddress ?? 'unknown')}`;
+        const who = requesterKey(this.services, request.caller.authorization, request.caller.clientAddress);
         const result = await this.services.limits.consume(`${dialect.name}:${route.limit ?? 'default'}`, limit, who);
         if (result) {
           headers = rateLimitHeaders(result);
@@ -185,44 +181,9 @@ export class RestRouter {
     }
   }
 
-  /** The signed-in user a limit counts against (their id), from the caller's token. */
-  private async identity(request: RestRequest): Promise<string | null> {
-    const token = typeof request.caller.authorization === 'string' ? request.caller.authorization.replace(/^Bearer\s+/i, '') : null;
-    if (!token) return null;
-    try {
-      return `user:${this.services.tokens.verifyAccess(token).sub}`;
-    } catch {
-      return null;
-    }
-  }
-
   private write(res: http.ServerResponse, reply: RestReply, headers: Record<string, string> = {}) {
     const cookies = (reply.cookies ?? []).map((c) => cookie.serialize(c.name, c.value, c.options));
     sendJson(res, reply.status, reply.body, { ...headers, ...(cookies.length ? { 'set-cookie': cookies } : {}) });
-  }
-
-  /** Answers CORS preflights and marks allowed origins; true when the request was a preflight. */
-  private cors(req: http.IncomingMessage, res: http.ServerResponse): boolean {
-    const origin = req.headers.origin;
-    const allowed = corsOrigins(this.services.config);
-    // Credentialed (cookie) requests only from origins listed by name: with `*` any site may
-    // read the answers of requests that carry no credentials, and no more.
-    if (origin && allowed.includes(origin)) {
-      res.setHeader('access-control-allow-origin', origin);
-      res.setHeader('access-control-allow-credentials', 'true');
-      res.setHeader('vary', 'Origin');
-    } else if (origin && allowed.includes('*')) {
-      res.setHeader('access-control-allow-origin', '*');
-    }
-    if (origin) res.setHeader('access-control-expose-headers', 'X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After');
-    if (req.method !== 'OPTIONS') return false;
-    res.writeHead(204, {
-      'access-control-allow-methods': 'GET, POST, PUT, PATCH, DELETE, OPTIONS',
-      'access-control-allow-headers': req.headers['access-control-request-headers'] ?? 'Content-Type, Authorization, X-Requested-With',
-      'access-control-max-age': '600',
-    });
-    res.end();
-    return true;
   }
 
   private async readBody(req: http.IncomingMessage, request: RestRequest, maxFileBytes: number, cleanup: Array<() => Promise<void>>) {
@@ -252,7 +213,7 @@ export class RestRouter {
   private async readMultipart(req: http.IncomingMessage, request: RestRequest, maxFileBytes: number, cleanup: Array<() => Promise<void>>) {
     let form;
     try {
-      form = await readForm(req, { tmpDir: formTmpDir(this.services.config), maxFileBytes, maxFiles: 5, maxFields: 50, maxFieldBytes: JSON_LIMIT });
+      form = await readForm(req, { tmpDir: formTmpDir(this.services.config), maxFileBytes, maxFiles: 5, maxFields: 50, maxFieldBytes: MAX_JSON_BODY });
     } catch (err) {
       if (!(err instanceof MultipartError)) throw err;
       const limit = err.code === 'PAYLOAD_TOO_LARGE' ? { limit: maxFileBytes } : {};
@@ -275,11 +236,14 @@ function compile(route: Route): CompiledRoute {
 }
 
 async function readText(req: http.IncomingMessage): Promise<string> {
+  const tooLarge = () => new GatewayError('PAYLOAD_TOO_LARGE', 'Request body too large', {}, { limit: MAX_JSON_BODY });
+  // A body that says it is too large is refused unread; one that does not say is cut off.
+  if (Number(req.headers['content-length'] ?? 0) > MAX_JSON_BODY) throw tooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > JSON_LIMIT) throw new GatewayError('PAYLOAD_TOO_LARGE', 'Request body too large', {}, { limit: JSON_LIMIT });
+    if (size > MAX_JSON_BODY) throw tooLarge();
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');

@@ -1,12 +1,11 @@
 import type http from 'node:http';
 import { getOperationAST, GraphQLError } from 'graphql';
 import { createGraphQLError, createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
-import { clientAddress } from '../lib/client-address.ts';
+import { forwarded } from '../http/policy.ts';
 import type { Logger } from '../lib/logger.ts';
 import { isDataException } from '../lib/validation.ts';
 import { createContext, type Context } from '../schema/context.ts';
 import { type Services } from '../services/services.ts';
-import { corsOrigins, type Config } from '../config.ts';
 import { graphiqlOptions } from './graphiql.ts';
 import { inputChecks } from './input.ts';
 import { queryLimits } from './limits.ts';
@@ -23,20 +22,6 @@ export interface TransportContext {
   clientAddress?: string;
   /** Aborts once the client is gone (its request closed, its socket disconnected). */
   signal?: AbortSignal;
-}
-
-/**
- * Echoes the request id on every response so a client can quote it when reporting a problem,
- * and marks answers that depend on the Origin (CORS) so a shared cache keeps them apart.
- */
-function responseHeaders(): Plugin<Context> {
-  return {
-    onResponse({ request, response, serverContext }) {
-      const id = (serverContext as { requestId?: string } | undefined)?.requestId ?? request.headers.get('x-request-id');
-      if (id) response.headers.set('x-request-id', id);
-      if (request.headers.has('origin') && !/\borigin\b/i.test(response.headers.get('vary') ?? '')) response.headers.append('vary', 'Origin');
-    },
-  };
 }
 
 /**
@@ -116,21 +101,6 @@ export function maskError(log: Logger) {
 }
 
 /**
- * CORS for /graphql: any site may read answers when CORS_ORIGINS is `*`, but only origins
- * listed by name get `Access-Control-Allow-Credentials`, as on the dialects; an unlisted
- * origin gets no CORS headers at all.
- */
-function corsFor(config: Config) {
-  const listed = corsOrigins(config);
-  return (request: Request) => {
-    const origin = request.headers.get('origin');
-    if (origin && listed.includes(origin)) return { origin: [origin], credentials: true };
-    if (listed.includes('*')) return { origin: ['*'], credentials: false };
-    return false as const;
-  };
-}
-
-/**
  * `variables` or `extensions` that are not JSON, in a GET query string or a form-encoded POST,
  * are the client's mistake: Yoga would answer them with a 500.
  */
@@ -187,21 +157,24 @@ export function createGraphQLServer(
     logging: yogaLogger(services.log),
     // Unexpected errors (database, bugs) reach the client as "Unexpected error." only.
     maskedErrors: { maskError: maskError(services.log) },
-    cors: corsFor(services.config),
+    // No CORS headers of Yoga's own: the HTTP policy (http/policy.ts) answers preflights and
+    // sets CORS headers (and request ids) on /graphql as on every other path, before Yoga.
+    cors: false,
     graphiql: graphiqlOptions,
     landingPage: false,
-    plugins: [responseHeaders(), queryStringJson(), inputChecks(), ...queryLimits(services.config), operationLog(), eventResults.plugin()],
+    plugins: [queryStringJson(), inputChecks(), ...queryLimits(services.config), operationLog(), eventResults.plugin()],
     context: (initial) => {
       // Yoga merges what this returns into the starting context, which is complete already.
       if (builtByTransport.has(initial)) return {} as Context;
-      const { request, authorization, requestId, host, forwardedProto } = initial;
+      const { request, authorization, requestId } = initial;
       const req = (initial as { req?: http.IncomingMessage }).req;
+      const via = req ? forwarded(services.config, req.headers, req.socket.remoteAddress) : undefined;
       return createContext(services, {
         authorization: authorization ?? request?.headers.get('authorization'),
         requestId: requestId ?? request?.headers.get('x-request-id'),
-        host: host ?? request?.headers.get('x-forwarded-host') ?? request?.headers.get('host'),
-        forwardedProto: forwardedProto ?? request?.headers.get('x-forwarded-proto'),
-        clientAddress: initial.clientAddress ?? (req ? clientAddress(req.headers, req.socket.remoteAddress, services.config.TRUST_PROXY === 'true') : undefined),
+        host: initial.host ?? via?.host,
+        forwardedProto: initial.forwardedProto ?? via?.proto,
+        clientAddress: initial.clientAddress ?? via?.address,
         signal: initial.signal ?? request?.signal,
       });
     },

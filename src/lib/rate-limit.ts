@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import type { Logger } from './logger.ts';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 
 /** A documented limit: `points` requests per `seconds`. */
@@ -27,10 +28,15 @@ export class RateLimits {
 
   constructor(
     private readonly redis: Redis | undefined,
-    private readonly enabled: boolean,
+    /** False with RATE_LIMITS=off: nothing is counted and every request is let through. */
+    readonly enabled: boolean,
+    private readonly log?: Logger,
   ) {}
 
-  /** Counts one request of `key` against `bucket`; null when limits are off. */
+  /**
+   * Counts one request of `key` against `bucket`; null when limits are off, or when the counter
+   * could not be reached (Redis failed the command): a limit is not worth refusing every request.
+   */
   async consume(bucket: string, limit: Limit, key: string): Promise<LimitResult | null> {
     if (!this.enabled) return null;
     const limiter = this.limiter(bucket, limit);
@@ -40,7 +46,10 @@ export class RateLimits {
     try {
       res = await limiter.consume(key);
     } catch (err) {
-      if (!(err instanceof RateLimiterRes)) throw err;
+      if (!(err instanceof RateLimiterRes)) {
+        this.log?.warn({ err, bucket }, 'rate limit not counted: its store failed; the request is let through');
+        return null;
+      }
       res = err;
       allowed = false;
     }
@@ -57,7 +66,14 @@ export class RateLimits {
     const name = `${bucket}:${limit.points}/${limit.seconds}`;
     let limiter = this.limiters.get(name);
     if (!limiter) {
-      limiter = createLimiter(this.redis, { keyPrefix: `rl:${name}`, points: limit.points, duration: limit.seconds });
+      limiter = createLimiter(this.redis, {
+        keyPrefix: `rl:${name}`,
+        points: limit.points,
+        duration: limit.seconds,
+        // A key over its limit is refused from memory until its window ends: a flood past the
+        // limit costs no Redis command (another instance still asks Redis, and is refused there).
+        inMemoryBlockOnConsumed: limit.points + 1,
+      });
       this.limiters.set(name, limiter);
     }
     return limiter;
@@ -65,7 +81,10 @@ export class RateLimits {
 }
 
 /** A counter of `points` per `duration` seconds, kept in Redis when the instances share one. */
-export function createLimiter(redis: Redis | undefined, options: { keyPrefix: string; points: number; duration: number }): RateLimiterAbstract {
+export function createLimiter(
+  redis: Redis | undefined,
+  options: { keyPrefix: string; points: number; duration: number; inMemoryBlockOnConsumed?: number },
+): RateLimiterAbstract {
   return redis ? new RateLimiterRedis({ ...options, storeClient: redis }) : new RateLimiterMemory(options);
 }
 

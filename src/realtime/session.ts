@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { authenticate, bearerToken, type Viewer } from '../modules/viewer/viewer.ts';
 import { type Services } from '../services/services.ts';
 import { GatewayError, type Caller, type Data, type Gateway } from '../gateway/gateway.ts';
-import { clientAddress } from '../lib/client-address.ts';
+import { forwarded, type Forwarded } from '../http/policy.ts';
 import { CLOSE_BANNED, CLOSE_SESSION_ENDED, trackSignedIn, type SocketRegistry } from './registry.ts';
 
 /**
@@ -106,8 +106,8 @@ export class DialectSession {
   private readonly gone = new AbortController();
   /** Client events being handled now (bounded per connection, as graphql-ws operations are). */
   private running = 0;
-  /** Where the client connects from (behind a trusted proxy, what it forwarded). */
-  private readonly address: string;
+  /** Where the client connects from and the host it asked for (behind a trusted proxy, what it forwarded). */
+  private readonly via: Forwarded;
   readonly user: SessionUser;
   private connection?: Connection;
 
@@ -123,7 +123,7 @@ export class DialectSession {
   ) {
     // Each event being handled listens to it (at most WS_MAX_OPERATIONS): not a leak to warn of.
     setMaxListeners(services.config.WS_MAX_OPERATIONS + 10, this.gone.signal);
-    this.address = clientAddress(handshake.headers, handshake.address, services.config.TRUST_PROXY === 'true');
+    this.via = forwarded(services.config, handshake.headers, handshake.address);
     const { user } = viewer;
     this.user = { id: viewer.id, username: user.username, email: user.email, displayName: user.displayName };
   }
@@ -135,8 +135,8 @@ export class DialectSession {
 
   get caller(): Caller {
     // A fresh object each time: Yoga adds the operation's context to the one it is given.
-    const { headers } = this.handshake;
-    return { authorization: `Bearer ${this.token}`, host: headers['x-forwarded-host']?.toString() ?? headers.host, clientAddress: this.address, signal: this.gone.signal };
+    const { host, proto, address } = this.via;
+    return { authorization: `Bearer ${this.token}`, host, forwardedProto: proto, clientAddress: address, signal: this.gone.signal };
   }
 
   run(document: string, variables: Record<string, unknown> = {}): Promise<Data> {

@@ -30,7 +30,6 @@ export async function serveFile(services: Services, req: http.IncomingMessage, r
     'content-type': file.mimeType === 'text/plain' ? 'text/plain; charset=utf-8' : file.mimeType,
     'accept-ranges': 'bytes',
     'content-disposition': `${disposition}; filename*=UTF-8''${encodeURIComponent(file.name)}`,
-    'x-content-type-options': 'nosniff',
     'cache-control': kind === 'avatars' ? 'public, max-age=3600' : 'private, max-age=300',
   };
   const range = parseRange(req.headers.range, file.size);

@@ -6,12 +6,13 @@ import { type Context } from '../schema/context.ts';
 import { type Services } from '../services/services.ts';
 import { maskError, type TransportContext } from '../graphql/yoga.ts';
 import { clientGoneSignal, sendGraphQLError, sendJson, transportContext } from './http.ts';
+import { MAX_JSON_BODY } from '../http/policy.ts';
 import { formTmpDir, MultipartError, readForm, type Form } from './multipart.ts';
 
 /** Files one request may carry. */
 const MAX_FILES = 10;
 /** The `operations` and `map` fields: an operation and its variables, never a file. */
-const MAX_FIELD_BYTES = 1024 * 1024;
+const MAX_FIELD_BYTES = MAX_JSON_BODY;
 const SPEC = 'https://github.com/jaydenseric/graphql-multipart-request-spec';
 
 type Operation = { query?: unknown; operationName?: unknown; variables?: unknown };

@@ -12,6 +12,7 @@ import { type Services } from '../services/services.ts';
 import { AppError, isCodedError, unauthenticated } from '../lib/errors.ts';
 import { operationContext, type TransportContext } from '../graphql/yoga.ts';
 import { transportContext } from './http.ts';
+import { countGraphQLOperation, forwarded, limitKey, MAX_JSON_BODY, rateLimited } from '../http/policy.ts';
 import { CLOSE_SESSION_ENDED, trackSignedIn, type SocketRegistry } from '../realtime/registry.ts';
 
 interface ConnectionState {
@@ -29,10 +30,12 @@ interface ConnectionState {
    * which forgets an operation the moment its client sends `complete` while it still runs.
    */
   running: number;
+  /** Whom the rate limit counts this socket's operations against (its user, else its address). */
+  limitKey: string;
 }
 
 /** Largest message a client may send: an operation and its variables, never a file. */
-const MAX_MESSAGE_BYTES = 1024 * 1024;
+const MAX_MESSAGE_BYTES = MAX_JSON_BODY;
 
 type EnvelopedArgs = ExecutionArgs & {
   rootValue: { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown };
@@ -166,6 +169,8 @@ export function createGraphQLWebSocketServer(
         return authProblem;
       }
       state.viewer = viewer;
+      // From now on its operations count against the user, as a socket signed in at connect does.
+      state.limitKey = limitKey(viewer.id, undefined);
       await track(socket, viewer, expiresAt!);
       return null;
     })();
@@ -243,7 +248,8 @@ export function createGraphQLWebSocketServer(
         // Each running operation listens to it (at most WS_MAX_OPERATIONS): not a leak to warn of.
         setMaxListeners(services.config.WS_MAX_OPERATIONS + 10, closed.signal);
         socket.once('close', () => closed.abort());
-        states.set(socket, { token, viewer, closed: closed.signal, running: 0 });
+        const address = forwarded(services.config, request.headers, request.socket.remoteAddress).address;
+        states.set(socket, { token, viewer, closed: closed.signal, running: 0, limitKey: limitKey(viewer?.id, address) });
         if (viewer) await track(socket, viewer, expiresAt!);
         return true;
       },
@@ -274,6 +280,11 @@ export function createGraphQLWebSocketServer(
           if (token) {
             const refused = await operationSignIn(ctx.extra.socket, state, token);
             if (refused) return [unauthenticated(refused)];
+          }
+          // Counted with GraphQL over HTTP (one count per user or address); no Redis command when limits are off.
+          if (services.limits.enabled) {
+            const limit = await countGraphQLOperation(services, state.limitKey);
+            if (limit && !limit.allowed) return [rateLimited(limit)];
           }
           const prepared = await prepareOperation(ctx.extra, state, id, payload);
           started = !Array.isArray(prepared);

@@ -1,7 +1,7 @@
 import type http from 'node:http';
 import type { Config } from '../config.ts';
 import type { TransportContext } from '../graphql/yoga.ts';
-import { clientAddress } from '../lib/client-address.ts';
+import { forwarded, hasUnreadBody, requestIdOf } from '../http/policy.ts';
 
 /** Writes a JSON response: the one way our own (non-Yoga) routes answer. */
 export function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}) {
@@ -11,19 +11,18 @@ export function sendJson(res: http.ServerResponse, status: number, body: unknown
 }
 
 /**
- * Whether `req` still has a body nobody read: an answer sent now should close the connection,
- * or Node would read (and drop) the rest of an upload the client keeps sending.
- */
-export function hasUnreadBody(req: http.IncomingMessage): boolean {
-  return !req.readableEnded && (Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined);
-}
-
-/**
  * A request refused outside GraphQL execution (before its body is read, say), in the shape
  * GraphQL clients read errors from; a body still unread is not wanted, so the connection closes.
  */
-export function sendGraphQLError(req: http.IncomingMessage, res: http.ServerResponse, status: number, code: string, message: string) {
-  sendJson(res, status, { errors: [{ message, extensions: { code } }] }, hasUnreadBody(req) ? { connection: 'close' } : {});
+export function sendGraphQLError(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  status: number,
+  code: string,
+  message: string,
+  extensions: Record<string, unknown> = {},
+) {
+  sendJson(res, status, { errors: [{ message, extensions: { ...extensions, code } }] }, hasUnreadBody(req) ? { connection: 'close' } : {});
 }
 
 /**
@@ -36,16 +35,14 @@ export function transportContext(
   config: Config,
   options: { authorization?: unknown; signal?: AbortSignal } = {},
 ): TransportContext {
-  const header = (name: string) => {
-    const value = req.headers[name];
-    return Array.isArray(value) ? value[0] : value;
-  };
+  const via = forwarded(config, req.headers, req.socket.remoteAddress);
   return {
     authorization: 'authorization' in options ? options.authorization : req.headers.authorization,
-    requestId: header('x-request-id'),
-    host: header('x-forwarded-host') ?? header('host'),
-    forwardedProto: header('x-forwarded-proto'),
-    clientAddress: clientAddress(req.headers, req.socket.remoteAddress, config.TRUST_PROXY === 'true'),
+    // An HTTP request's id is settled by the policy already; a WebSocket upgrade's is not.
+    requestId: requestIdOf(req.headers['x-request-id']),
+    host: via.host,
+    forwardedProto: via.proto,
+    clientAddress: via.address,
     signal: options.signal,
   };
 }

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { Server, type Namespace, type Socket } from 'socket.io';
 import type { Services } from '../services/services.ts';
 import type { Gateway } from '../gateway/gateway.ts';
-import { corsOrigins } from '../config.ts';
+import { socketIoCors } from '../http/policy.ts';
 import type { SocketRegistry } from '../realtime/registry.ts';
 import { admit, type Connection, type Handshake, type SessionUser, type SocketIoDialect } from '../realtime/session.ts';
 
@@ -31,12 +31,11 @@ export function createSocketIoServer(
   registry: SocketRegistry,
   dialects: SocketIoDialect[],
 ): SocketIoServer {
-  // As for REST: cookies cross origins only to origins listed by name.
-  const anyOrigin = services.config.CORS_ORIGINS === '*';
   const io = new Server({
     serveClient: false,
     allowEIO3: true,
-    cors: anyOrigin ? { origin: '*' } : { origin: corsOrigins(services.config), credentials: true },
+    // The HTTP policy's CORS rule, as on every other path: cookies cross origins only to those listed by name.
+    cors: socketIoCors(services.config),
   });
   // Plain HTTP requests (polling) reach engine.io through its own listener on the server; its
   // WebSocket upgrades come from our upgrade route table, which owns every upgrade.

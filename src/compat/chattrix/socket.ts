@@ -2,6 +2,7 @@ import * as cookie from 'cookie';
 import type { Data } from '../../gateway/gateway.ts';
 import { conversationIdOf, followContactsPresence, idParam, num } from '../shared.ts';
 import { ConnectRefused, forbiddenAtConnect, type DialectSession, type SocketIoDialect } from '../../realtime/session.ts';
+import { forwarded } from '../../http/policy.ts';
 import { sendMessage } from './rest.ts';
 import { SESSION_COOKIE, trustedOrigin } from './session.ts';
 import { CONVERSATION_FIELDS, conversationJson, errorJson, MESSAGE_FIELDS, messageJson, USER_FIELDS, userJson } from './shape.ts';
@@ -35,8 +36,7 @@ export const chattrixSocket: SocketIoDialect = {
   async token({ headers }, services) {
     // The cookie goes along with a handshake any page opens, so a browser's Origin must be ours
     // (as for REST writes). Clients without an Origin are not browsers and choose their cookies.
-    const host = [headers['x-forwarded-host'] ?? headers.host].flat()[0];
-    if (headers.origin && !trustedOrigin(headers.origin, host, services)) {
+    if (headers.origin && !trustedOrigin(headers.origin, forwarded(services.config, headers, undefined).host, services)) {
       const message = 'Request refused: this origin is not allowed';
       throw forbiddenAtConnect(message, { success: false, message, code: 'CSRF_FAILED' });
     }
