@@ -1,7 +1,7 @@
 import type { Data, GatewayError } from '../../gateway/gateway.ts';
 import { graphql, type DocumentType } from '../../generated/compat/index.ts';
 import type { ConversationKind } from '../../generated/compat/graphql.ts';
-import { statusOf } from '../rest.ts';
+import { renameFields, seedStatus } from '../errors.ts';
 import { num, seedKind } from '../shared.ts';
 
 /** Chattrix's JSON (seed 000): numeric ids, snake_case fields, Flask-style success bodies. */
@@ -113,12 +113,12 @@ function fieldName(name: string): string {
 
 /** Status and body of a failure: `{success: false, message, errors?, code}`. */
 export function errorJson(err: GatewayError): { status: number; body: Data } {
-  const status = err.code === 'CONFLICT' ? 400 : err.code === 'CSRF_FAILED' ? 403 : statusOf(err.code);
-  const fields = Object.entries(err.fields);
-  const errors = Object.fromEntries(fields.map(([name, message]) => [fieldName(name), [message]]));
-  let message = err.message;
+  const status = seedStatus(err.code, { CSRF_FAILED: 403 });
+  const seed = renameFields(err, fieldName);
+  const fields = Object.entries(seed.fields);
+  const errors = Object.fromEntries(fields.map(([name, message]) => [name, [message]]));
+  let message = seed.message;
   if (status === 500) message = 'Internal server error';
   else if (err.code === 'PAYLOAD_TOO_LARGE' && err.extensions.limit === MAX_FILE_BYTES) message = FILE_TOO_LARGE;
-  else if (err.code === 'BAD_USER_INPUT' && fields.length) message = `${fieldName(fields[0][0])}: ${fields[0][1]}`;
   return { status, body: { success: false, message, ...(fields.length ? { errors } : {}), code: status === 500 ? 'INTERNAL_SERVER_ERROR' : err.code } };
 }

@@ -1,9 +1,9 @@
 import { GatewayError, type Data } from '../../gateway/gateway.ts';
 import { graphql } from '../../generated/compat/index.ts';
 import type { UpdateProfileInput } from '../../generated/compat/graphql.ts';
+import { seedStatus } from '../errors.ts';
 import { collect, intQuery, newestMessages } from '../paging.ts';
 import type { RestDialect, RestRequest, Route } from '../rest.ts';
-import { statusOf } from '../rest.ts';
 import { idParam, textField, type Run } from '../shared.ts';
 import {
   accountJson,
@@ -338,6 +338,6 @@ export const flaskChatRest: RestDialect = {
   routes,
   errorReply(err) {
     // Flask answers a taken username or email with 400, like any refused input.
-    return { status: err.code === 'CONFLICT' ? 400 : statusOf(err.code), body: errorBody(err) };
+    return { status: seedStatus(err.code), body: errorBody(err) };
   },
 };

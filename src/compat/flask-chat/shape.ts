@@ -1,5 +1,6 @@
 import { GatewayError, type Data } from '../../gateway/gateway.ts';
 import { graphql, type DocumentType } from '../../generated/compat/index.ts';
+import { renameFields } from '../errors.ts';
 import { statusOf } from '../rest.ts';
 import { idParam, num, required, type Run } from '../shared.ts';
 
@@ -98,9 +99,7 @@ export async function worded<T>(op: Promise<T>, messages: Record<string, string>
   } catch (err) {
     if (!(err instanceof GatewayError)) throw err;
     if (messages[err.code]) throw new GatewayError(err.code, messages[err.code], err.fields, err.extensions);
-    const renamed = Object.entries(err.fields).map(([name, problem]) => [fields[name] ?? name, problem] as const);
-    if (err.code !== 'BAD_USER_INPUT' || renamed.length === 0) throw err;
-    throw new GatewayError(err.code, `${renamed[0][0]}: ${renamed[0][1]}`, Object.fromEntries(renamed), err.extensions);
+    throw renameFields(err, fields);
   }
 }
 

@@ -1,8 +1,8 @@
 import { GatewayError, type Data } from '../../gateway/gateway.ts';
 import { graphql } from '../../generated/compat/index.ts';
+import { seedStatus } from '../errors.ts';
 import { intQuery, newestMessages } from '../paging.ts';
 import type { RestDialect, Route } from '../rest.ts';
-import { statusOf } from '../rest.ts';
 import { idParam, messageKind, textField, type Run } from '../shared.ts';
 import { detail, handle, messageJson, recipientId, userJson } from './shape.ts';
 
@@ -153,7 +153,6 @@ export const socketChatRest: RestDialect = {
   routes,
   errorReply(err) {
     // FastAPI answers refused input with 422.
-    const status = err.code === 'BAD_USER_INPUT' ? 422 : err.code === 'CONFLICT' ? 400 : statusOf(err.code);
-    return { status, body: { detail: detail(err) } };
+    return { status: seedStatus(err.code, { BAD_USER_INPUT: 422 }), body: { detail: detail(err) } };
   },
 };

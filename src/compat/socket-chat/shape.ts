@@ -1,5 +1,6 @@
 import { GatewayError } from '../../gateway/gateway.ts';
 import { graphql, type DocumentType } from '../../generated/compat/index.ts';
+import { renameFields } from '../errors.ts';
 import { seedKind, type Run } from '../shared.ts';
 
 /**
@@ -70,6 +71,7 @@ const SEED_FIELDS: Record<string, string> = {
 /** The message of an error as socket-chat shows it (`detail`, or the socket `error`'s `message`). */
 export function detail(err: GatewayError): string {
   if (err.code === 'INTERNAL_SERVER_ERROR') return 'Internal server error';
-  const [field, problem] = Object.entries(err.fields)[0] ?? [];
-  return field ? `${SEED_FIELDS[field] ?? field}: ${problem}` : err.message;
+  // Any error that names a field says which, not only refused input.
+  const [field, problem] = Object.entries(renameFields(err, SEED_FIELDS).fields)[0] ?? [];
+  return field ? `${field}: ${problem}` : err.message;
 }
