@@ -6,6 +6,7 @@ import { clientGoneSignal, sendJson, transportContext } from '../transports/http
 import { hasUnreadBody, MAX_JSON_BODY, requesterKey } from '../http/policy.ts';
 import { formTmpDir, MultipartError, readForm, type FormFile } from '../transports/multipart.ts';
 import { GatewayError, type Caller, type Data, type Gateway } from '../gateway/gateway.ts';
+import type { Run } from './shared.ts';
 import { rateLimitHeaders, type Limit } from '../lib/rate-limit.ts';
 
 /** A file of a multipart request, kept in a temporary file until the route is done. */
@@ -26,7 +27,7 @@ export interface RestRequest {
   /** The instance's services, for settings a route answers with (token lifetimes, say). */
   services: Services;
   /** Runs a GraphQL document as the caller. */
-  run(document: string, variables?: Record<string, unknown>): Promise<Data>;
+  run: Run;
 }
 
 export interface SetCookie {
@@ -144,7 +145,7 @@ export class RestRouter {
       cookies: cookie.parse(req.headers.cookie ?? ''),
       caller: transportContext(req, this.services.config, { signal: clientGoneSignal(res) }),
       services: this.services,
-      run: (document, variables = {}) => this.gateway.run(document, variables, request.caller),
+      run: (document, ...[variables]) => this.gateway.run(document, variables, request.caller),
     };
     const setCookies: SetCookie[] = [];
     let headers: Record<string, string> = {};

@@ -1,6 +1,9 @@
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { parseDatabaseId } from '../lib/ids.ts';
-import { GatewayError, type Data } from '../gateway/gateway.ts';
+import { GatewayError, type Data, type VariablesArg } from '../gateway/gateway.ts';
 import type { DialectSession } from '../realtime/session.ts';
+import { graphql } from '../generated/compat/index.ts';
+import type { MessageKind } from '../generated/compat/graphql.ts';
 
 /**
  * Pieces more than one dialect needs: message kinds as the seeds spell them, numeric ids,
@@ -10,13 +13,13 @@ import type { DialectSession } from '../realtime/session.ts';
 const KINDS = ['text', 'image', 'file', 'audio', 'video', 'system'] as const;
 
 /** A seed's lower-case message type as our MessageKind; BAD_USER_INPUT names `field` otherwise. */
-export function messageKind(type: unknown, field: string): string {
+export function messageKind(type: unknown, field: string): MessageKind {
   if (type == null || type === '') return 'TEXT';
   const lower = String(type).toLowerCase();
   if (!(KINDS as readonly string[]).includes(lower)) {
     throw GatewayError.badField(field, `must be one of ${KINDS.join(', ')}`);
   }
-  return lower.toUpperCase();
+  return lower.toUpperCase() as MessageKind;
 }
 
 /** Our MessageKind as the seeds spell it. */
@@ -34,6 +37,8 @@ export function num(id: string | null | undefined): number | null {
  * numbers). Objects, arrays and booleans are refused naming the field rather than turned
  * into "[object Object]". Null when absent or empty, unless `mustHave`.
  */
+export function textField(body: Data, field: string, mustHave: true): string;
+export function textField(body: Data, field: string, mustHave?: boolean): string | null;
 export function textField(body: Data, field: string, mustHave = false): string | null {
   const value = body[field];
   if (value == null || value === '') {
@@ -68,70 +73,55 @@ export function conversationIdOf(data: Data): string {
   return idParam(data.conversation_id, 'Conversation');
 }
 
-/** The users the socket's user shares a conversation with (for online/offline events). */
-export async function contacts(session: DialectSession, userFields = ''): Promise<Data[]> {
-  const data = await session.run(
-    `query DialectContacts { me { id } conversations(first: 100) { edges { node { participants { id ${userFields} } } } } }`,
-  );
-  const byId = new Map<string, Data>();
+/** Runs a GraphQL document as someone (a route's or a socket's caller): its typed data, or a GatewayError. */
+export type Run = <R, V>(document: TypedDocumentNode<R, V>, ...variables: VariablesArg<V>) => Promise<R>;
+
+/** What a dialect's contacts document selects: the socket's user, and who is in their conversations. */
+interface ContactsData<U> {
+  me: { id: string } | null;
+  conversations: { edges: Array<{ node: { participants: U[] } }> };
+}
+
+const CONTACT_IDS = graphql(`
+  query DialectContactIds { me { id } conversations(first: 100) { edges { node { participants { id } } } } }
+`);
+
+/**
+ * The users the socket's user shares a conversation with (for online/offline events), with
+ * the fields `document` selects of them (the dialect's own user fields).
+ */
+export async function contacts<U extends { id: string }>(
+  session: DialectSession,
+  document: TypedDocumentNode<ContactsData<U>, { [key: string]: never }>,
+): Promise<U[]> {
+  const data = await session.run(document);
+  const byId = new Map<string, U>();
   for (const edge of data.conversations.edges) for (const p of edge.node.participants) byId.set(p.id, p);
-  byId.delete(data.me.id);
+  if (data.me) byId.delete(data.me.id);
   return [...byId.values()];
+}
+
+/** What a dialect's presence subscription selects: `presence(userIds: $ids)`, the user with its own fields. */
+interface PresenceData<U> {
+  presence: { isOnline: boolean; lastSeenAt: string | null; user: U };
 }
 
 /**
  * Follows the presence of the socket user's contacts. The subscription first reports each
  * contact's current state: those already online are announced, the offline ones are not news.
  */
-export async function followContactsPresence(session: DialectSession, userFields: string, onChange: (user: Data, isOnline: boolean) => void) {
-  const ids = (await contacts(session)).map((u) => u.id);
+export async function followContactsPresence<U extends { id: string }>(
+  session: DialectSession,
+  document: TypedDocumentNode<PresenceData<U>, { ids: string[] | string }>,
+  onChange: (user: U & { lastSeenAt: string | null }, isOnline: boolean) => void,
+) {
+  const ids = (await contacts(session, CONTACT_IDS)).map((u) => u.id);
   if (ids.length === 0) return;
   const seen = new Set<string>();
-  await session.follow(
-    'presence',
-    `subscription DialectPresence($ids: [ID!]!) { presence(userIds: $ids) { isOnline lastSeenAt user { id ${userFields} } } }`,
-    { ids },
-    ({ presence }) => {
-      const first = !seen.has(presence.user.id);
-      seen.add(presence.user.id);
-      if (first && !presence.isOnline) return;
-      onChange({ ...presence.user, lastSeenAt: presence.lastSeenAt }, presence.isOnline);
-    },
-  );
+  await session.follow('presence', document, { ids }, ({ presence }) => {
+    const first = !seen.has(presence.user.id);
+    seen.add(presence.user.id);
+    if (first && !presence.isOnline) return;
+    onChange({ ...presence.user, lastSeenAt: presence.lastSeenAt }, presence.isOnline);
+  });
 }
-
-/** An integer query parameter from `min` to `max`, `fallback` when absent; BAD_USER_INPUT names it otherwise. */
-export function intQuery(query: URLSearchParams, name: string, fallback: number, min: number, max: number): number {
-  const raw = query.get(name);
-  if (raw == null || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw GatewayError.badField(name, `must be an integer from ${min} to ${max}`);
-  }
-  return n;
-}
-
-/**
- * The newest `wanted` messages of a conversation, oldest first. History is paged back from
- * the newest by id, since one page of `messages` holds at most 200.
- */
-export async function newestMessages(run: Run, conversationId: string, wanted: number, messageFields: string): Promise<Data[]> {
-  const collected: Data[] = [];
-  let before: string | null = null;
-  while (collected.length < wanted) {
-    const data = await run(
-      `query DialectHistory($id: ID!, $last: Int!, $before: String) {
-        messages(conversationId: $id, last: $last, before: $before) { pageInfo { hasPreviousPage startCursor } edges { node { ${messageFields} } } }
-      }`,
-      { id: conversationId, last: Math.min(200, wanted - collected.length), before },
-    );
-    const page = data.messages;
-    collected.unshift(...page.edges.map((e: Data) => e.node));
-    if (!page.pageInfo.hasPreviousPage || !page.edges.length) break;
-    before = page.pageInfo.startCursor;
-  }
-  return collected;
-}
-
-/** Runs a GraphQL document as someone (a route's or a socket's caller). */
-export type Run = (document: string, variables?: Record<string, unknown>) => Promise<Data>;

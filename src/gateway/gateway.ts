@@ -1,4 +1,5 @@
-import { parse, type DocumentNode, type ExecutionResult, type GraphQLError } from 'graphql';
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { getOperationAST, type DocumentNode, type ExecutionResult, type GraphQLError } from 'graphql';
 import type { YogaServerInstance } from 'graphql-yoga';
 import type { Context } from '../schema/context.ts';
 import { isCodedError } from '../lib/errors.ts';
@@ -40,9 +41,15 @@ export class GatewayError extends Error {
   }
 }
 
-/** Data of a query or mutation, loosely typed: each dialect shapes it into its seed's JSON. */
+/**
+ * A JSON object a client sent (a request body, a socket event's data), loosely typed until a
+ * dialect reads its fields. What a document returns is typed by the document instead.
+ */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Data = Record<string, any>;
+
+/** The variables of a document, optional when it has none (or none that are required). */
+export type VariablesArg<V> = Record<string, never> extends V ? [variables?: V] : [variables: V];
 
 /**
  * Runs GraphQL documents in-process for the dialects, through the same Yoga envelope as
@@ -50,41 +57,46 @@ export type Data = Record<string, any>;
  * exactly the rules and events of the GraphQL operation it stands for.
  */
 export class Gateway {
-  private readonly documents = new Map<string, DocumentNode>();
+  /**
+   * Documents already validated, with their operation names. The dialects' documents are
+   * module constants (src/generated/compat), so each is validated once.
+   */
+  private readonly documents = new WeakMap<DocumentNode, { operationName: string | undefined }>();
 
   constructor(private readonly yoga: YogaServerInstance<TransportContext, Context>) {}
 
   /** Runs a query or mutation; resolves with its data or throws the first error as a GatewayError. */
-  async run(document: string, variables: Record<string, unknown>, caller: Caller): Promise<Data> {
+  async run<R, V>(document: TypedDocumentNode<R, V>, variables: VariablesArg<V>[0], caller: Caller): Promise<R> {
     const { args } = await this.prepare(document, variables, caller);
-    let result: ExecutionResult<Data>;
+    let result: ExecutionResult<R>;
     try {
-      result = (await args.execute(args)) as ExecutionResult<Data>;
+      result = (await args.execute(args)) as ExecutionResult<R>;
     } catch (err) {
       if (isCodedError(err)) throw GatewayError.from(err);
       throw err;
     }
     if (result.errors?.length) throw GatewayError.from(result.errors[0]);
-    return result.data ?? {};
+    // Without errors a query or mutation has its data (only a subscription's end has none).
+    return result.data as R;
   }
 
   /**
    * Starts a subscription; resolves once it is listening (or throws why it could not start)
    * with an iterator of each event's data. `return()` on the iterator ends it.
    */
-  async subscribe(document: string, variables: Record<string, unknown>, caller: Caller): Promise<AsyncIterableIterator<Data>> {
+  async subscribe<R, V>(document: TypedDocumentNode<R, V>, variables: VariablesArg<V>[0], caller: Caller): Promise<AsyncIterableIterator<R>> {
     const { args } = await this.prepare(document, variables, caller);
-    const result = (await args.subscribe(args)) as AsyncIterableIterator<ExecutionResult<Data>> | ExecutionResult<Data>;
+    const result = (await args.subscribe(args)) as AsyncIterableIterator<ExecutionResult<R>> | ExecutionResult<R>;
     if (!(Symbol.asyncIterator in result)) {
       throw result.errors?.length ? GatewayError.from(result.errors[0]) : new GatewayError('INTERNAL_SERVER_ERROR', 'Subscription failed');
     }
-    const events = result as AsyncIterableIterator<ExecutionResult<Data>>;
-    const data: AsyncIterableIterator<Data> = {
+    const events = result as AsyncIterableIterator<ExecutionResult<R>>;
+    const data: AsyncIterableIterator<R> = {
       async next() {
         const step = await events.next();
         if (step.done) return { done: true, value: undefined };
         if (step.value.errors?.length) throw GatewayError.from(step.value.errors[0]);
-        return { done: false, value: step.value.data ?? {} };
+        return { done: false, value: step.value.data as R };
       },
       async return() {
         await events.return?.();
@@ -97,21 +109,25 @@ export class Gateway {
     return data;
   }
 
-  /** Parsed once per document text; validated by the envelope like any request. */
-  private async prepare(text: string, variables: Record<string, unknown>, caller: Caller) {
+  /**
+   * Validated by the envelope like any request, once per document (codegen checked it against
+   * schema.graphql already; this checks it against the schema the server runs, with its rules).
+   */
+  private async prepare(document: DocumentNode, variables: unknown, caller: Caller) {
     const enveloped = this.yoga.getEnveloped(caller as never);
-    let document = this.documents.get(text);
-    if (!document) {
-      document = parse(text);
+    let known = this.documents.get(document);
+    if (!known) {
       const errors = enveloped.validate(enveloped.schema, document);
       // A dialect's document is ours: one that does not validate is a bug, not bad input.
       if (errors.length > 0) throw new Error(`Invalid dialect document: ${errors.map((e: GraphQLError) => e.message).join('; ')}`);
-      this.documents.set(text, document);
+      known = { operationName: getOperationAST(document)?.name?.value };
+      this.documents.set(document, known);
     }
     const args = {
       schema: enveloped.schema,
       document,
-      variableValues: variables,
+      operationName: known.operationName,
+      variableValues: (variables ?? {}) as Record<string, unknown>,
       contextValue: await enveloped.contextFactory(),
       execute: enveloped.execute,
       subscribe: enveloped.subscribe,

@@ -1,8 +1,9 @@
 import { setMaxListeners } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http';
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { authenticate, bearerToken, type Viewer } from '../modules/viewer/viewer.ts';
 import { type Services } from '../services/services.ts';
-import { GatewayError, type Caller, type Data, type Gateway } from '../gateway/gateway.ts';
+import { GatewayError, type Caller, type Data, type Gateway, type VariablesArg } from '../gateway/gateway.ts';
 import { forwarded, type Forwarded } from '../http/policy.ts';
 import { CLOSE_BANNED, CLOSE_SESSION_ENDED, trackSignedIn, type SocketRegistry } from './registry.ts';
 
@@ -101,7 +102,7 @@ export interface Connection {
  * per event) and keeps its subscriptions, which end when it disconnects.
  */
 export class DialectSession {
-  private readonly follows = new Map<string, AsyncIterableIterator<Data>>();
+  private readonly follows = new Map<string, AsyncIterableIterator<unknown>>();
   /** Aborts on disconnect, so the connection's operations still running stop. */
   private readonly gone = new AbortController();
   /** Client events being handled now (bounded per connection, as graphql-ws operations are). */
@@ -139,7 +140,7 @@ export class DialectSession {
     return { authorization: `Bearer ${this.token}`, host, forwardedProto: proto, clientAddress: address, signal: this.gone.signal };
   }
 
-  run(document: string, variables: Record<string, unknown> = {}): Promise<Data> {
+  run<R, V>(document: TypedDocumentNode<R, V>, ...[variables]: VariablesArg<V>): Promise<R> {
     return this.gateway.run(document, variables, this.caller);
   }
 
@@ -176,7 +177,7 @@ export class DialectSession {
    * Resolves once it listens; rejects with the reason it could not start (FORBIDDEN, say).
    * A subscription that ends with an error (a member removed) tells the client so.
    */
-  async follow(key: string, document: string, variables: Record<string, unknown>, onEvent: (data: Data) => void | Promise<void>): Promise<void> {
+  async follow<R, V>(key: string, document: TypedDocumentNode<R, V>, variables: V, onEvent: (data: R) => void | Promise<void>): Promise<void> {
     await this.unfollow(key);
     const events = await this.gateway.subscribe(document, variables, this.caller);
     if (this.isClosed || this.gone.signal.aborted) {

@@ -1,13 +1,14 @@
 import { EventEmitter } from 'node:events';
 import { GatewayError } from '../../src/gateway/gateway.ts';
 import { ConnectRefused, handshakeToken, typedJsonFrames, type RealtimeDialect, type SocketIoDialect, type WsDialect } from '../../src/realtime/session.ts';
+import { graphql } from '../generated/index.ts';
 
-const ME = /* GraphQL */ `query ProbeMe { me { id username } }`;
-const EVENTS = /* GraphQL */ `
+const ME = graphql(`query ProbeMe { me { id username } }`);
+const EVENTS = graphql(`
   subscription ProbeEvents($id: ID!) {
     conversationEvents(conversationId: $id) { __typename ... on MessageAddedEvent { message { id content } } }
   }
-`;
+`);
 
 /** Emits `flooded` (userId) once a `flood` event has sent what it could. */
 export const probeActivity = new EventEmitter();

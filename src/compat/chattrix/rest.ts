@@ -1,21 +1,21 @@
 import { parseDatabaseId } from '../../lib/ids.ts';
 import { GatewayError, type Data } from '../../gateway/gateway.ts';
+import { graphql } from '../../generated/compat/index.ts';
+import { collect, intQuery } from '../paging.ts';
 import type { RestDialect, RestReply, RestRequest, Route } from '../rest.ts';
-import { idParam, intQuery, messageKind, num, textField } from '../shared.ts';
-import { authorizeSession, clearedCookies, sessionCookies, sessionSeconds, SIGNED_IN_FIELDS } from './session.ts';
+import { idParam, messageKind, num, textField, type Run } from '../shared.ts';
+import { authorizeSession, clearedCookies, sessionCookies, sessionSeconds } from './session.ts';
 import {
-  CONVERSATION_FIELDS,
   conversationJson,
   createdConversationJson,
   errorJson,
   KINDS,
   listedUserJson,
   MAX_FILE_BYTES,
-  MESSAGE_FIELDS,
   messageJson,
   sentMessageJson,
-  USER_FIELDS,
   userJson,
+  type MessageData,
 } from './shape.ts';
 
 /** The seed's largest `limit`, and the largest page our connections give. */
@@ -31,6 +31,18 @@ const LISTED_CONVERSATIONS = 500;
 const DEFAULT_SETTINGS = { notifications_enabled: true, sound_enabled: true, theme: 'light' };
 /** The group a client creates without naming it (our groups have titles). */
 const UNNAMED_GROUP = 'Group chat';
+
+const USERS = graphql(`
+  query ChattrixUsers($search: String, $first: Int!, $after: String) {
+    users(search: $search, first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { ...ChattrixUser } } }
+  }
+`);
+
+const CONVERSATIONS = graphql(`
+  query ChattrixConversations($first: Int!, $after: String) {
+    conversations(first: $first, after: $after) { pageInfo { hasNextPage endCursor } edges { node { ...ChattrixConversation } } }
+  }
+`);
 
 const ok = (body: unknown): RestReply => ({ status: 200, body });
 const done = (message: string, extra: Data = {}, status = 200): RestReply => ({ status, body: { success: true, message, ...extra } });
@@ -54,7 +66,7 @@ const routes: Route[] = [
       };
       try {
         const data = await req.run(
-          `mutation ChattrixRegister($input: RegisterInput!) { register(input: $input) { user { ${USER_FIELDS} email createdAt } } }`,
+          graphql(`mutation ChattrixRegister($input: RegisterInput!) { register(input: $input) { user { ...ChattrixUser email createdAt } } }`),
           { input },
         );
         const { user } = data.register;
@@ -70,7 +82,7 @@ const routes: Route[] = [
     limit: 'auth',
     async handle(req) {
       const remember = [true, 1, 'true', 'on', '1'].includes(req.body.remember_me);
-      const data = await req.run(`mutation ChattrixLogin($input: LoginInput!) { login(input: $input) { ${SIGNED_IN_FIELDS} } }`, {
+      const data = await req.run(graphql(`mutation ChattrixLogin($input: LoginInput!) { login(input: $input) { ...ChattrixSignedIn } }`), {
         input: {
           identifier: textField(req.body, 'username', true),
           password: textField(req.body, 'password', true),
@@ -89,7 +101,7 @@ const routes: Route[] = [
     limit: 'auth',
     async handle(req) {
       try {
-        await req.run('mutation ChattrixLogout { logout }');
+        await req.run(graphql(`mutation ChattrixLogout { logout }`));
       } catch (err) {
         // Signing out of a session that already ended still clears its cookies.
         if (!(err instanceof GatewayError) || err.code !== 'UNAUTHENTICATED') throw err;
@@ -101,7 +113,7 @@ const routes: Route[] = [
     method: 'GET',
     path: '/api/user/profile',
     async handle(req) {
-      const { me } = await req.run(`query ChattrixProfile { me { ${USER_FIELDS} email bio createdAt settings } }`);
+      const { me } = await req.run(graphql(`query ChattrixProfile { me { ...ChattrixUser email bio createdAt settings } }`));
       if (!me) throw new GatewayError('UNAUTHENTICATED', 'Authentication required');
       return ok({
         ...userJson(me),
@@ -110,7 +122,7 @@ const routes: Route[] = [
         last_seen: me.lastSeenAt,
         is_online: me.isOnline,
         created_at: me.createdAt,
-        settings: { ...DEFAULT_SETTINGS, ...me.settings },
+        settings: { ...DEFAULT_SETTINGS, ...(me.settings as object | null) },
       });
     },
   },
@@ -118,7 +130,7 @@ const routes: Route[] = [
     method: 'PUT',
     path: '/api/user/profile',
     async handle(req) {
-      const data = await req.run(`mutation ChattrixUpdateProfile($input: UpdateProfileInput!) { updateProfile(input: $input) { ${USER_FIELDS} bio } }`, {
+      const data = await req.run(graphql(`mutation ChattrixUpdateProfile($input: UpdateProfileInput!) { updateProfile(input: $input) { ...ChattrixUser bio } }`), {
         input: { displayName: profileField(req.body, 'display_name'), bio: profileField(req.body, 'bio'), settings: req.body.settings },
       });
       const user = data.updateProfile;
@@ -132,7 +144,7 @@ const routes: Route[] = [
     limit: 'uploads',
     maxFileBytes: MAX_FILE_BYTES,
     async handle(req) {
-      const data = await req.run(`mutation ChattrixAvatar($file: Upload!) { uploadAvatar(file: $file) { avatarUrl } }`, { file: upload(req) });
+      const data = await req.run(graphql(`mutation ChattrixAvatar($file: Upload!) { uploadAvatar(file: $file) { avatarUrl } }`), { file: upload(req) });
       return done('Profile picture updated successfully', { profile_pic_url: data.uploadAvatar.avatarUrl });
     },
   },
@@ -140,18 +152,15 @@ const routes: Route[] = [
     method: 'GET',
     path: '/api/users',
     async handle(req) {
-      const limit = Math.min(countQuery(req, 'limit', 50, 1), PAGE);
+      const limit = Math.min(intQuery(req.query, 'limit', 50, 1), PAGE);
       const offset = intQuery(req.query, 'offset', 0, 0, MAX_USER_OFFSET);
       const search = req.query.get('search')?.trim() || null;
-      const { nodes, totalCount } = await walk(
-        req,
-        `query ChattrixUsers($search: String, $first: Int!, $after: String) {
-          users(search: $search, first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { ${USER_FIELDS} } } }
-        }`,
-        { search },
-        limit,
-        offset,
-      );
+      const { nodes, totalCount } = await collect(req.run, USERS, { search }, {
+        connection: (data) => data.users,
+        direction: 'forward',
+        count: limit,
+        skip: offset,
+      });
       return ok({ users: nodes.map(listedUserJson), total: totalCount, limit, offset });
     },
   },
@@ -159,14 +168,11 @@ const routes: Route[] = [
     method: 'GET',
     path: '/api/conversations',
     async handle(req) {
-      const { nodes } = await walk(
-        req,
-        `query ChattrixConversations($first: Int!, $after: String) {
-          conversations(first: $first, after: $after) { pageInfo { hasNextPage endCursor } edges { node { ${CONVERSATION_FIELDS} } } }
-        }`,
-        {},
-        LISTED_CONVERSATIONS,
-      );
+      const { nodes } = await collect(req.run, CONVERSATIONS, {}, {
+        connection: (data) => data.conversations,
+        direction: 'forward',
+        count: LISTED_CONVERSATIONS,
+      });
       return ok({ conversations: nodes.map(conversationJson) });
     },
   },
@@ -185,9 +191,11 @@ const routes: Route[] = [
       // The seed names the field `name`; the operation's own refusal would name `title` and echo its validator.
       if (kind === 'PUBLIC' && title == null) throw GatewayError.badField('name', 'is required');
       const data = await req.run(
-        `mutation ChattrixCreateConversation($input: CreateConversationInput!) {
-          createConversation(input: $input) { id kind createdAt participants { ${USER_FIELDS} } }
-        }`,
+        graphql(`
+          mutation ChattrixCreateConversation($input: CreateConversationInput!) {
+            createConversation(input: $input) { id kind createdAt participants { ...ChattrixUser } }
+          }
+        `),
         { input: { kind, participantIds: ids.map(String), title } },
       );
       return done('Conversation created successfully', { conversation: createdConversationJson(data.createConversation) }, 201);
@@ -199,22 +207,24 @@ const routes: Route[] = [
     // Reading history is general use: the seed's messages limit is for sending them.
     async handle(req) {
       const conversationId = idParam(req.params.conversation_id, 'Conversation');
-      const limit = Math.min(countQuery(req, 'limit', 50, 1), PAGE);
+      const limit = Math.min(intQuery(req.query, 'limit', 50, 1), PAGE);
       const before = messageIdQuery(req, 'before');
       const after = messageIdQuery(req, 'after');
       // `after` reads forward from a message; otherwise history is read back from `before` (or the newest).
       const page = after ? { first: limit, after, before } : { last: limit, before };
       const data = await req.run(
-        `query ChattrixMessages($id: ID!, $first: Int, $after: String, $last: Int, $before: String) {
-          messages(conversationId: $id, first: $first, after: $after, last: $last, before: $before) {
-            pageInfo { hasNextPage hasPreviousPage } edges { node { ${MESSAGE_FIELDS} } }
+        graphql(`
+          query ChattrixMessages($id: ID!, $first: Int, $after: String, $last: Int, $before: String) {
+            messages(conversationId: $id, first: $first, after: $after, last: $last, before: $before) {
+              pageInfo { hasNextPage hasPreviousPage } edges { node { ...ChattrixMessage } }
+            }
           }
-        }`,
+        `),
         { id: conversationId, ...page },
       );
       const { edges, pageInfo } = data.messages;
       return ok({
-        messages: edges.map((e: Data) => messageJson(e.node)),
+        messages: edges.map((e) => messageJson(e.node)),
         has_more: after ? pageInfo.hasNextPage : pageInfo.hasPreviousPage,
         conversation_id: num(conversationId),
       });
@@ -238,7 +248,7 @@ const routes: Route[] = [
     path: '/api/messages/:message_id',
     limit: 'messages',
     async handle(req) {
-      const data = await req.run(`mutation ChattrixEdit($id: ID!, $content: String!) { editMessage(id: $id, content: $content) { ${MESSAGE_FIELDS} } }`, {
+      const data = await req.run(graphql(`mutation ChattrixEdit($id: ID!, $content: String!) { editMessage(id: $id, content: $content) { ...ChattrixMessage } }`), {
         id: idParam(req.params.message_id, 'Message'),
         // Without content, an edit would empty the message rather than change it.
         content: textField(req.body, 'content', true),
@@ -252,7 +262,7 @@ const routes: Route[] = [
     path: '/api/messages/:message_id',
     limit: 'messages',
     async handle(req) {
-      await req.run(`mutation ChattrixDelete($id: ID!) { deleteMessage(id: $id) }`, { id: idParam(req.params.message_id, 'Message') });
+      await req.run(graphql(`mutation ChattrixDelete($id: ID!) { deleteMessage(id: $id) }`), { id: idParam(req.params.message_id, 'Message') });
       return done('Message deleted successfully');
     },
   },
@@ -272,7 +282,7 @@ const routes: Route[] = [
     method: 'GET',
     path: '/api/vapid-public-key',
     async handle(req) {
-      const data = await req.run('query ChattrixVapidKey { vapidPublicKey }');
+      const data = await req.run(graphql(`query ChattrixVapidKey { vapidPublicKey }`));
       return ok({ public_key: data.vapidPublicKey });
     },
   },
@@ -288,7 +298,7 @@ const routes: Route[] = [
       if (![endpoint, p256dh, auth].every((v) => typeof v === 'string' && v !== '')) {
         throw GatewayError.badField('subscription', 'must have endpoint, keys.p256dh and keys.auth');
       }
-      await req.run(`mutation ChattrixSubscribe($input: PushSubscriptionInput!) { savePushSubscription(input: $input) }`, {
+      await req.run(graphql(`mutation ChattrixSubscribe($input: PushSubscriptionInput!) { savePushSubscription(input: $input) }`), {
         input: { endpoint, p256dh, auth, userAgent: req.headers['user-agent'] ?? null },
       });
       return done('Subscription saved successfully');
@@ -298,7 +308,7 @@ const routes: Route[] = [
     method: 'DELETE',
     path: '/api/subscribe',
     async handle(req) {
-      await req.run(`mutation ChattrixUnsubscribe($endpoint: String!) { deletePushSubscription(endpoint: $endpoint) }`, {
+      await req.run(graphql(`mutation ChattrixUnsubscribe($endpoint: String!) { deletePushSubscription(endpoint: $endpoint) }`), {
         endpoint: textField(req.body, 'endpoint', true),
       });
       return done('Unsubscribed successfully');
@@ -307,9 +317,9 @@ const routes: Route[] = [
 ];
 
 /** Sends `body` ({content, type}) to a conversation, with files already uploaded (REST and socket alike). */
-export async function sendMessage(run: RestRequest['run'], conversationId: string, body: Data, attachmentIds: string[] = []): Promise<Data> {
+export async function sendMessage(run: Run, conversationId: string, body: Data, attachmentIds: string[] = []): Promise<MessageData> {
   const type = textField(body, 'type');
-  const data = await run(`mutation ChattrixSend($input: SendMessageInput!) { sendMessage(input: $input) { ${MESSAGE_FIELDS} } }`, {
+  const data = await run(graphql(`mutation ChattrixSend($input: SendMessageInput!) { sendMessage(input: $input) { ...ChattrixMessage } }`), {
     input: {
       conversationId,
       content: textField(body, 'content') ?? '',
@@ -328,11 +338,11 @@ function upload(req: RestRequest) {
   return file.upload();
 }
 
-async function uploadFile(req: RestRequest, conversationId: string | null): Promise<Data> {
-  const data = await req.run(`mutation ChattrixUpload($file: Upload!, $conversationId: ID) { uploadFile(file: $file, conversationId: $conversationId) { id url name size mimeType } }`, {
-    file: upload(req),
-    conversationId,
-  });
+async function uploadFile(req: RestRequest, conversationId: string | null) {
+  const data = await req.run(
+    graphql(`mutation ChattrixUpload($file: Upload!, $conversationId: ID) { uploadFile(file: $file, conversationId: $conversationId) { id url name size mimeType } }`),
+    { file: upload(req), conversationId },
+  );
   return data.uploadFile;
 }
 
@@ -354,46 +364,11 @@ function taken(err: GatewayError, input: Record<string, string | null>) {
   return new GatewayError('CONFLICT', `${label} already exists`, { [field]: `${label} '${input[field]}' is already taken` });
 }
 
-function countQuery(req: RestRequest, name: string, fallback: number, min: number): number {
-  const raw = req.query.get(name);
-  if (raw == null || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < min) throw GatewayError.badField(name, `must be an integer of at least ${min}`);
-  return n;
-}
-
 function messageIdQuery(req: RestRequest, name: string): string | null {
   const raw = req.query.get(name);
   if (raw == null || raw === '') return null;
   if (parseDatabaseId(raw) === null) throw GatewayError.badField(name, 'must be a message id');
   return raw;
-}
-
-/**
- * Nodes `skip` to `skip + count` of the connection `document` asks for (its one field), read a
- * page at a time from the start, as its cursors allow. A connection with a totalCount says on
- * its first page how many there are, so nothing is read past the end: a `skip` beyond it
- * costs that one query.
- */
-async function walk(
-  req: RestRequest,
-  document: string,
-  variables: Data,
-  count: number,
-  skip = 0,
-): Promise<{ nodes: Data[]; totalCount?: number }> {
-  const nodes: Data[] = [];
-  let wanted = skip + count;
-  let after: string | null = null;
-  for (;;) {
-    const data = await req.run(document, { ...variables, first: Math.min(PAGE, wanted - nodes.length), after });
-    const [connection] = Object.values(data);
-    const totalCount: number | undefined = connection.totalCount;
-    if (totalCount != null) wanted = Math.min(wanted, totalCount);
-    nodes.push(...connection.edges.map((e: Data) => e.node));
-    if (skip >= wanted || nodes.length >= wanted || !connection.pageInfo.hasNextPage) return { nodes: nodes.slice(skip), totalCount };
-    after = connection.pageInfo.endCursor;
-  }
 }
 
 export const chattrixRest: RestDialect = {

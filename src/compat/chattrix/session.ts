@@ -1,9 +1,9 @@
 import type { Services } from '../../services/services.ts';
 import { authenticate } from '../../modules/viewer/viewer.ts';
-import { GatewayError, type Data, type Gateway } from '../../gateway/gateway.ts';
+import { GatewayError, type Gateway } from '../../gateway/gateway.ts';
+import { graphql, type DocumentType } from '../../generated/compat/index.ts';
 import type { RestRequest, SetCookie } from '../rest.ts';
 import { corsOrigins } from '../../config.ts';
-import { USER_FIELDS } from './shape.ts';
 
 /**
  * Chattrix keeps its session in cookies, as a Flask app does: `session` holds our access
@@ -18,7 +18,16 @@ const SESSION_SECONDS = 24 * 60 * 60;
 /** Routes a signed-out browser posts to: only a foreign Origin is refused there (see `checkSameOrigin`). */
 const OPEN_WRITES = new Set(['/register', '/login']);
 
-export const SIGNED_IN_FIELDS = `accessToken refreshToken user { ${USER_FIELDS} }`;
+/** What a sign-in (or a renewal) answers: the tokens for the cookies, the user for the body. */
+export const SignedInFields = graphql(`
+  fragment ChattrixSignedIn on AuthPayload { accessToken refreshToken user { ...ChattrixUser } }
+`);
+
+const RENEW_SESSION = graphql(`
+  mutation ChattrixRenewSession($token: String!, $seconds: Int!) {
+    refreshToken(refreshToken: $token, sessionSeconds: $seconds) { ...ChattrixSignedIn }
+  }
+`);
 
 export function sessionSeconds(services: Services, remember: boolean): number {
   return remember ? services.config.REFRESH_TOKEN_TTL : SESSION_SECONDS;
@@ -28,7 +37,7 @@ export function sessionSeconds(services: Services, remember: boolean): number {
  * The cookies of a new session. A remembered one outlives the browser (Max-Age) and brings the
  * refresh token; a plain one ends with the browser, and any earlier remember_token goes.
  */
-export function sessionCookies(req: RestRequest, session: Data, remember: boolean): SetCookie[] {
+export function sessionCookies(req: RestRequest, session: Pick<DocumentType<typeof SignedInFields>, 'accessToken' | 'refreshToken'>, remember: boolean): SetCookie[] {
   const { config } = req.services;
   const options = cookieOptions(req);
   if (!remember) {
@@ -70,11 +79,8 @@ export async function authorizeSession(req: RestRequest, services: Services, gat
     return [];
   }
   try {
-    const data = await gateway.run(
-      `mutation ChattrixRenewSession($token: String!, $seconds: Int!) { refreshToken(refreshToken: $token, sessionSeconds: $seconds) { ${SIGNED_IN_FIELDS} } }`,
-      { token: remember, seconds: sessionSeconds(services, true) },
-      req.caller,
-    );
+    // Here `remember` is set: a session without it returned above.
+    const data = await gateway.run(RENEW_SESSION, { token: remember!, seconds: sessionSeconds(services, true) }, req.caller);
     req.caller.authorization = `Bearer ${data.refreshToken.accessToken}`;
     return sessionCookies(req, data.refreshToken, true);
   } catch (err) {

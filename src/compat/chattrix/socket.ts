@@ -1,29 +1,34 @@
 import * as cookie from 'cookie';
 import type { Data } from '../../gateway/gateway.ts';
+import { graphql } from '../../generated/compat/index.ts';
 import { conversationIdOf, followContactsPresence, idParam, num } from '../shared.ts';
 import { ConnectRefused, forbiddenAtConnect, type DialectSession, type SocketIoDialect } from '../../realtime/session.ts';
 import { forwarded } from '../../http/policy.ts';
 import { sendMessage } from './rest.ts';
 import { SESSION_COOKIE, trustedOrigin } from './session.ts';
-import { CONVERSATION_FIELDS, conversationJson, errorJson, MESSAGE_FIELDS, messageJson, USER_FIELDS, userJson } from './shape.ts';
+import { conversationJson, errorJson, messageJson, userJson } from './shape.ts';
 
-const USER_EVENTS = /* GraphQL */ `
+const USER_EVENTS = graphql(`
   subscription ChattrixUserEvents {
-    userEvents { __typename ... on ConversationUpdatedEvent { conversation { ${CONVERSATION_FIELDS} } } }
+    userEvents { __typename ... on ConversationUpdatedEvent { conversation { ...ChattrixConversation } } }
   }
-`;
+`);
 
-const CONVERSATION_EVENTS = /* GraphQL */ `
+const CONVERSATION_EVENTS = graphql(`
   subscription ChattrixConversationEvents($id: ID!) {
     conversationEvents(conversationId: $id) {
       __typename
-      ... on MessageAddedEvent { message { ${MESSAGE_FIELDS} } }
-      ... on MessageEditedEvent { message { ${MESSAGE_FIELDS} } }
+      ... on MessageAddedEvent { message { ...ChattrixMessage } }
+      ... on MessageEditedEvent { message { ...ChattrixMessage } }
       ... on MessageDeletedEvent { messageId conversationId }
-      ... on TypingEvent { conversationId isTyping user { ${USER_FIELDS} } }
+      ... on TypingEvent { conversationId isTyping user { ...ChattrixUser } }
     }
   }
-`;
+`);
+
+const PRESENCE = graphql(`
+  subscription ChattrixPresence($ids: [ID!]!) { presence(userIds: $ids) { isOnline lastSeenAt user { ...ChattrixUser } } }
+`);
 
 /**
  * Chattrix's Socket.IO namespace, signed in by the same `session` cookie as the REST API.
@@ -50,7 +55,7 @@ export const chattrixSocket: SocketIoDialect = {
     await session.follow('user', USER_EVENTS, {}, ({ userEvents: e }) => {
       if (e.__typename === 'ConversationUpdatedEvent') session.send('conversation_updated', conversationJson(e.conversation));
     });
-    await followContactsPresence(session, USER_FIELDS, (user, isOnline) => {
+    await followContactsPresence(session, PRESENCE, (user, isOnline) => {
       session.send(isOnline ? 'user_online' : 'user_offline', { user: userJson(user) });
     });
   },
@@ -80,7 +85,7 @@ export const chattrixSocket: SocketIoDialect = {
       await setTyping(session, data, false);
     },
     async mark_as_read(session, data) {
-      await session.run(`mutation ChattrixRead($id: ID!, $messageId: ID) { markConversationRead(conversationId: $id, messageId: $messageId) { id } }`, {
+      await session.run(graphql(`mutation ChattrixRead($id: ID!, $messageId: ID) { markConversationRead(conversationId: $id, messageId: $messageId) { id } }`), {
         id: conversationIdOf(data),
         messageId: data.message_id == null ? null : idParam(data.message_id, 'Message'),
       });
@@ -92,7 +97,7 @@ export const chattrixSocket: SocketIoDialect = {
 };
 
 async function setTyping(session: DialectSession, data: Data, isTyping: boolean) {
-  await session.run(`mutation ChattrixTyping($id: ID!, $on: Boolean!) { setTyping(conversationId: $id, isTyping: $on) }`, {
+  await session.run(graphql(`mutation ChattrixTyping($id: ID!, $on: Boolean!) { setTyping(conversationId: $id, isTyping: $on) }`), {
     id: conversationIdOf(data),
     on: isTyping,
   });

@@ -1,25 +1,27 @@
 import { GatewayError, type Data } from '../../gateway/gateway.ts';
+import { graphql } from '../../generated/compat/index.ts';
+import type { UpdateProfileInput } from '../../generated/compat/graphql.ts';
+import { seedStatus } from '../errors.ts';
+import { collect, intQuery, newestMessages } from '../paging.ts';
 import type { RestDialect, RestRequest, Route } from '../rest.ts';
-import { statusOf } from '../rest.ts';
-import { idParam, intQuery, newestMessages, textField, type Run } from '../shared.ts';
+import { idParam, textField, type Run } from '../shared.ts';
 import {
   accountJson,
   contentOf,
   errorBody,
   existingPrivateChat,
-  FILE_FIELDS,
   fileJson,
   integerField,
-  MESSAGE_FIELDS,
   privateChat,
   privateMessageJson,
   profileJson,
   publicMessageJson,
   publicRoomId,
   sendTo,
-  USER_FIELDS,
   userJson,
   worded,
+  type FileData,
+  type UserData,
 } from './shape.ts';
 
 /**
@@ -34,9 +36,22 @@ const LIST_MAX = 500;
 const USER_INPUT = { avatarUrl: 'avatar_url' };
 const FILE_INPUT = { name: 'filename', url: 'file_url', size: 'file_size', messageId: 'public_message_id', conversationId: 'private_chat_id' };
 
-const UPDATE_USER = /* GraphQL */ `
-  mutation FlaskChatUpdateUser($input: UpdateProfileInput!, $userId: ID) { updateProfile(input: $input, userId: $userId) { ${USER_FIELDS} } }
-`;
+const UPDATE_USER = graphql(`
+  mutation FlaskChatUpdateUser($input: UpdateProfileInput!, $userId: ID) { updateProfile(input: $input, userId: $userId) { ...FlaskChatUser } }
+`);
+
+/** History of a room or a private chat, read back from the newest message. */
+const HISTORY = graphql(`
+  query FlaskChatHistory($id: ID!, $last: Int!, $before: String) {
+    messages(conversationId: $id, last: $last, before: $before) { pageInfo { hasPreviousPage startCursor } edges { node { ...FlaskChatMessage } } }
+  }
+`);
+
+const USERS = graphql(`
+  query FlaskChatUsers($first: Int!, $after: String, $search: String) {
+    users(first: $first, after: $after, search: $search) { pageInfo { hasNextPage endCursor } edges { node { ...FlaskChatUser } } }
+  }
+`);
 
 const ok = (body: unknown) => ({ status: 200, body });
 const created = (body: unknown) => ({ status: 201, body });
@@ -50,7 +65,7 @@ const routes: Route[] = [
       const [username, email, password] = ['username', 'email', 'password'].map((field) => textField(req.body, field, true));
       const avatarUrl = textField(req.body, 'avatar_url');
       const data = await worded(
-        req.run(`mutation FlaskChatRegister($input: RegisterInput!) { register(input: $input) { user { ${USER_FIELDS} } } }`, {
+        req.run(graphql(`mutation FlaskChatRegister($input: RegisterInput!) { register(input: $input) { user { ...FlaskChatUser } } }`), {
           input: { username, email, password, avatarUrl },
         }),
         {},
@@ -65,7 +80,7 @@ const routes: Route[] = [
     async handle(req) {
       const [identifier, password] = ['username', 'password'].map((field) => textField(req.body, field, true));
       const data = await worded(
-        req.run(`mutation FlaskChatLogin($input: LoginInput!) { login(input: $input) { accessToken user { ${USER_FIELDS} } } }`, {
+        req.run(graphql(`mutation FlaskChatLogin($input: LoginInput!) { login(input: $input) { accessToken user { ...FlaskChatUser } } }`), {
           input: { identifier, password },
         }),
         { UNAUTHENTICATED: 'Invalid credentials' },
@@ -77,7 +92,7 @@ const routes: Route[] = [
     method: 'POST',
     path: '/api/auth/logout',
     async handle(req) {
-      await req.run('mutation FlaskChatLogout { logout }');
+      await req.run(graphql(`mutation FlaskChatLogout { logout }`));
       return ok({ message: 'Logout successful' });
     },
   },
@@ -85,7 +100,7 @@ const routes: Route[] = [
     method: 'GET',
     path: '/api/messages',
     async handle(req) {
-      const messages = await newestMessages(req.run, await publicRoomId(req.run), listLimit(req), MESSAGE_FIELDS);
+      const messages = await newestMessages(req.run, HISTORY, await publicRoomId(req.run), listLimit(req));
       return ok({ messages: messages.map(publicMessageJson) });
     },
   },
@@ -111,7 +126,7 @@ const routes: Route[] = [
     async handle(req) {
       const limit = listLimit(req);
       const chatId = await existingPrivateChat(req.run, idParam(req.params.other_user_id, 'User'));
-      const messages = chatId ? await newestMessages(req.run, chatId, limit, MESSAGE_FIELDS) : [];
+      const messages = chatId ? await newestMessages(req.run, HISTORY, chatId, limit) : [];
       return ok({ messages: messages.map(privateMessageJson) });
     },
   },
@@ -151,7 +166,7 @@ const routes: Route[] = [
         ...(await association(req.run, req.body)),
       };
       const data = await worded(
-        req.run(`mutation FlaskChatLinkFile($input: LinkFileInput!) { linkFile(input: $input) { ${FILE_FIELDS} } }`, { input }),
+        req.run(graphql(`mutation FlaskChatLinkFile($input: LinkFileInput!) { linkFile(input: $input) { ...FlaskChatFile } }`), { input }),
         {},
         FILE_INPUT,
       );
@@ -170,7 +185,7 @@ const routes: Route[] = [
     path: '/api/files/:file_id',
     async handle(req) {
       const data = await worded(
-        req.run(`query FlaskChatFile($id: ID!) { file(id: $id) { ${FILE_FIELDS} } }`, { id: idParam(req.params.file_id, 'File') }),
+        req.run(graphql(`query FlaskChatFile($id: ID!) { file(id: $id) { ...FlaskChatFile } }`), { id: idParam(req.params.file_id, 'File') }),
         { FORBIDDEN: 'Access denied' },
       );
       return ok({ file: fileJson(data.file) });
@@ -180,7 +195,7 @@ const routes: Route[] = [
     method: 'DELETE',
     path: '/api/files/:file_id',
     async handle(req) {
-      await worded(req.run(`mutation FlaskChatDeleteFile($id: ID!) { deleteFile(id: $id) }`, { id: idParam(req.params.file_id, 'File') }), {
+      await worded(req.run(graphql(`mutation FlaskChatDeleteFile($id: ID!) { deleteFile(id: $id) }`), { id: idParam(req.params.file_id, 'File') }), {
         FORBIDDEN: 'Access denied',
       });
       return ok({ message: 'File deleted' });
@@ -206,22 +221,9 @@ const routes: Route[] = [
     method: 'GET',
     path: '/api/users',
     async handle(req) {
-      const wanted = listLimit(req);
       const search = req.query.get('search') || null;
-      const users: Data[] = [];
-      let after: string | null = null;
-      while (users.length < wanted) {
-        const data = await req.run(
-          `query FlaskChatUsers($first: Int!, $after: String, $search: String) {
-            users(first: $first, after: $after, search: $search) { pageInfo { hasNextPage endCursor } edges { node { ${USER_FIELDS} } } }
-          }`,
-          { first: Math.min(100, wanted - users.length), after, search },
-        );
-        users.push(...data.users.edges.map((e: Data) => e.node));
-        if (!data.users.pageInfo.hasNextPage) break;
-        after = data.users.pageInfo.endCursor;
-      }
-      return ok({ users: users.map(profileJson) });
+      const { nodes } = await collect(req.run, USERS, { search }, { connection: (data) => data.users, direction: 'forward', count: listLimit(req) });
+      return ok({ users: nodes.map(profileJson) });
     },
   },
   {
@@ -236,8 +238,8 @@ const routes: Route[] = [
     path: '/api/users/:user_id',
     async handle(req) {
       const { id } = await existingUser(req.run, req.params.user_id);
-      const input: Data = {};
-      for (const [field, ours] of [['username', 'username'], ['email', 'email'], ['avatar_url', 'avatarUrl']]) {
+      const input: UpdateProfileInput = {};
+      for (const [field, ours] of [['username', 'username'], ['email', 'email'], ['avatar_url', 'avatarUrl']] as const) {
         if (field in req.body) input[ours] = textField(req.body, field);
       }
       const data = await worded(req.run(UPDATE_USER, { input, userId: id }), {}, USER_INPUT);
@@ -249,21 +251,21 @@ const routes: Route[] = [
     path: '/api/users/:user_id',
     async handle(req) {
       const { id } = await existingUser(req.run, req.params.user_id);
-      await req.run(`mutation FlaskChatDeleteUser($id: ID!) { deleteUser(id: $id) }`, { id });
+      await req.run(graphql(`mutation FlaskChatDeleteUser($id: ID!) { deleteUser(id: $id) }`), { id });
       return ok({ message: 'User deleted successfully' });
     },
   },
 ];
 
 /** A user by the seed's `user_id`, or the seed's 404. */
-async function existingUser(run: Run, rawId: string): Promise<Data> {
-  const data = await run(`query FlaskChatUser($id: ID!) { user(id: $id) { ${USER_FIELDS} } }`, { id: idParam(rawId, 'User') });
+async function existingUser(run: Run, rawId: string): Promise<UserData> {
+  const data = await run(graphql(`query FlaskChatUser($id: ID!) { user(id: $id) { ...FlaskChatUser } }`), { id: idParam(rawId, 'User') });
   if (!data.user) throw new GatewayError('NOT_FOUND', 'User not found');
   return data.user;
 }
 
 async function deleteOwn(run: Run, messageId: string) {
-  await worded(run(`mutation FlaskChatDeleteMessage($id: ID!) { deleteMessage(id: $id) }`, { id: messageId }), {
+  await worded(run(graphql(`mutation FlaskChatDeleteMessage($id: ID!) { deleteMessage(id: $id) }`), { id: messageId }), {
     FORBIDDEN: 'Can only delete own messages',
   });
 }
@@ -277,9 +279,11 @@ async function holds(run: Run, conversationId: string, messageId: string): Promi
   const id = Number(messageId);
   if (!Number.isSafeInteger(id)) return false;
   const data = await run(
-    `query FlaskChatFindMessage($conversationId: ID!, $after: String!) {
-      messages(conversationId: $conversationId, after: $after, first: 1) { edges { node { id } } }
-    }`,
+    graphql(`
+      query FlaskChatFindMessage($conversationId: ID!, $after: String!) {
+        messages(conversationId: $conversationId, after: $after, first: 1) { edges { node { id } } }
+      }
+    `),
     { conversationId, after: String(id - 1) },
   );
   return data.messages.edges[0]?.node.id === messageId;
@@ -295,7 +299,7 @@ async function publicMessage(run: Run, rawId: unknown): Promise<string> {
 /** A private chat by its `chat_id`: one of the caller's direct conversations. */
 async function directChat(run: Run, rawId: unknown): Promise<string> {
   const id = idParam(rawId, 'Chat');
-  const data = await worded(run(`query FlaskChatChat($id: ID!) { conversation(id: $id) { kind } }`, { id }), { NOT_FOUND: 'Chat not found' });
+  const data = await worded(run(graphql(`query FlaskChatChat($id: ID!) { conversation(id: $id) { kind } }`), { id }), { NOT_FOUND: 'Chat not found' });
   if (data.conversation.kind !== 'DIRECT') throw new GatewayError('NOT_FOUND', 'Chat not found');
   return id;
 }
@@ -320,9 +324,9 @@ function fileSize(body: Data): number {
   return Math.max(-INT_MAX, Math.min(size, INT_MAX));
 }
 
-async function files(run: Run, filter: { messageId?: string; conversationId?: string }): Promise<Data[]> {
+async function files(run: Run, filter: { messageId?: string; conversationId?: string }): Promise<FileData[]> {
   const data = await run(
-    `query FlaskChatFiles($messageId: ID, $conversationId: ID) { files(messageId: $messageId, conversationId: $conversationId) { ${FILE_FIELDS} } }`,
+    graphql(`query FlaskChatFiles($messageId: ID, $conversationId: ID) { files(messageId: $messageId, conversationId: $conversationId) { ...FlaskChatFile } }`),
     filter,
   );
   return data.files;
@@ -334,6 +338,6 @@ export const flaskChatRest: RestDialect = {
   routes,
   errorReply(err) {
     // Flask answers a taken username or email with 400, like any refused input.
-    return { status: err.code === 'CONFLICT' ? 400 : statusOf(err.code), body: errorBody(err) };
+    return { status: seedStatus(err.code), body: errorBody(err) };
   },
 };

@@ -1,4 +1,6 @@
 import { GatewayError, type Data } from '../../gateway/gateway.ts';
+import { graphql, type DocumentType } from '../../generated/compat/index.ts';
+import { renameFields } from '../errors.ts';
 import { statusOf } from '../rest.ts';
 import { idParam, num, required, type Run } from '../shared.ts';
 
@@ -7,35 +9,44 @@ import { idParam, num, required, type Run } from '../shared.ts';
  * messages are those of our default public room; a private chat is the direct conversation of
  * two users, and its `chat_id` is that conversation's id.
  */
-export const USER_FIELDS = 'id username email avatarUrl createdAt';
-export const MESSAGE_FIELDS = 'id conversationId content createdAt sender { id username avatarUrl }';
-export const FILE_FIELDS = 'id name url size createdAt uploaderId messageId conversationId';
+export const UserFields = graphql(`
+  fragment FlaskChatUser on User { id username email avatarUrl createdAt }
+`);
+export const MessageFields = graphql(`
+  fragment FlaskChatMessage on Message { id conversationId content createdAt sender { id username avatarUrl } }
+`);
+export const FileFields = graphql(`
+  fragment FlaskChatFile on File { id name url size createdAt uploaderId messageId conversationId }
+`);
+export type UserData = DocumentType<typeof UserFields>;
+export type MessageData = DocumentType<typeof MessageFields>;
+export type FileData = DocumentType<typeof FileFields>;
 
 /** A user as an update reports it. */
-export function accountJson(u: Data) {
+export function accountJson(u: UserData) {
   return { id: num(u.id), username: u.username, email: u.email ?? null };
 }
 
 /** A user as registration and login report it. */
-export function userJson(u: Data) {
+export function userJson(u: UserData) {
   return { ...accountJson(u), avatar_url: u.avatarUrl ?? null };
 }
 
 /** A user as the users endpoints list it. */
-export function profileJson(u: Data) {
+export function profileJson(u: UserData) {
   return { ...userJson(u), created_at: u.createdAt };
 }
 
 /** What every flask-chat message shape starts with. */
-function messageBase(m: Data) {
+function messageBase(m: MessageData) {
   return { id: num(m.id), content: m.content, timestamp: m.createdAt };
 }
 
-export function publicMessageJson(m: Data) {
+export function publicMessageJson(m: MessageData) {
   return { ...messageBase(m), user_id: num(m.sender?.id), username: m.sender?.username ?? null, avatar_url: m.sender?.avatarUrl ?? null };
 }
 
-export function privateMessageJson(m: Data) {
+export function privateMessageJson(m: MessageData) {
   return {
     ...messageBase(m),
     sender_id: num(m.sender?.id),
@@ -46,7 +57,7 @@ export function privateMessageJson(m: Data) {
 }
 
 /** A message as the socket events carry it: the author under `user` (public) or `sender` (private). */
-export function liveMessageJson(m: Data, author: 'user' | 'sender') {
+export function liveMessageJson(m: MessageData, author: 'user' | 'sender') {
   return {
     ...messageBase(m),
     [author]: m.sender ? { id: num(m.sender.id), username: m.sender.username } : null,
@@ -58,7 +69,7 @@ export function liveMessageJson(m: Data, author: 'user' | 'sender') {
  * A file belongs to a public message or to a private chat. Ours belong to a conversation and
  * maybe a message of it, so a file without a message is the chat's.
  */
-export function fileJson(f: Data) {
+export function fileJson(f: FileData) {
   return {
     id: num(f.id),
     filename: f.name,
@@ -88,9 +99,7 @@ export async function worded<T>(op: Promise<T>, messages: Record<string, string>
   } catch (err) {
     if (!(err instanceof GatewayError)) throw err;
     if (messages[err.code]) throw new GatewayError(err.code, messages[err.code], err.fields, err.extensions);
-    const renamed = Object.entries(err.fields).map(([name, problem]) => [fields[name] ?? name, problem] as const);
-    if (err.code !== 'BAD_USER_INPUT' || renamed.length === 0) throw err;
-    throw new GatewayError(err.code, `${renamed[0][0]}: ${renamed[0][1]}`, Object.fromEntries(renamed), err.extensions);
+    throw renameFields(err, fields);
   }
 }
 
@@ -115,7 +124,7 @@ const YOURSELF = { BAD_USER_INPUT: 'Cannot send message to yourself' };
 /** The private chat with `userId` (our direct conversation), made on first use: for sending and joining. */
 export async function privateChat(run: Run, userId: string): Promise<string> {
   const data = await worded(
-    run(`mutation FlaskChatPrivateChat($userId: ID!) { ensureDirectConversation(userId: $userId) { id } }`, { userId }),
+    run(graphql(`mutation FlaskChatPrivateChat($userId: ID!) { ensureDirectConversation(userId: $userId) { id } }`), { userId }),
     YOURSELF,
   );
   return data.ensureDirectConversation.id;
@@ -127,22 +136,21 @@ export async function privateChat(run: Run, userId: string): Promise<string> {
  */
 export async function existingPrivateChat(run: Run, userId: string): Promise<string | null> {
   const data = await worded(
-    run(`query FlaskChatExistingChat($userId: ID!) { directConversation(userId: $userId) { id } }`, { userId }),
+    run(graphql(`query FlaskChatExistingChat($userId: ID!) { directConversation(userId: $userId) { id } }`), { userId }),
     YOURSELF,
   );
   return data.directConversation?.id ?? null;
 }
 
 export async function publicRoomId(run: Run): Promise<string> {
-  const data = await run(`query FlaskChatPublicRoom { publicRoom { id } }`);
+  const data = await run(graphql(`query FlaskChatPublicRoom { publicRoom { id } }`));
   return data.publicRoom.id;
 }
 
-export async function sendTo(run: Run, conversationId: string, content: string): Promise<Data> {
-  const data = await run(
-    `mutation FlaskChatSend($input: SendMessageInput!) { sendMessage(input: $input) { ${MESSAGE_FIELDS} } }`,
-    { input: { conversationId, content } },
-  );
+export async function sendTo(run: Run, conversationId: string, content: string): Promise<MessageData> {
+  const data = await run(graphql(`mutation FlaskChatSend($input: SendMessageInput!) { sendMessage(input: $input) { ...FlaskChatMessage } }`), {
+    input: { conversationId, content },
+  });
   return data.sendMessage;
 }
 

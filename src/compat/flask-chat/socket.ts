@@ -1,21 +1,22 @@
+import { graphql } from '../../generated/compat/index.ts';
 import { ConnectRefused, handshakeToken, type DialectSession, type SessionUser, type SocketIoDialect } from '../../realtime/session.ts';
-import { contentOf, errorBody, existingPrivateChat, liveMessageJson, MESSAGE_FIELDS, otherUserOf, privateChat, publicRoomId, sendTo } from './shape.ts';
+import { contentOf, errorBody, existingPrivateChat, liveMessageJson, otherUserOf, privateChat, publicRoomId, sendTo } from './shape.ts';
 
 /** The seed's room names; `public_chat` is also where `get_online_users` looks. */
 const PUBLIC_ROOM = 'public_chat';
 const privateRoom = (chatId: string) => `private_chat_${chatId}`;
 
-const USER_EVENTS = /* GraphQL */ `
+const USER_EVENTS = graphql(`
   subscription FlaskChatUserEvents {
-    userEvents { __typename ... on MessageAddedEvent { message { ${MESSAGE_FIELDS} } } }
+    userEvents { __typename ... on MessageAddedEvent { message { ...FlaskChatMessage } } }
   }
-`;
+`);
 
-const PUBLIC_EVENTS = /* GraphQL */ `
+const PUBLIC_EVENTS = graphql(`
   subscription FlaskChatPublicEvents($id: ID!) {
-    conversationEvents(conversationId: $id) { __typename ... on MessageAddedEvent { message { ${MESSAGE_FIELDS} } } }
+    conversationEvents(conversationId: $id) { __typename ... on MessageAddedEvent { message { ...FlaskChatMessage } } }
   }
-`;
+`);
 
 /** A connection's user as the seed's events show it (a connection of this instance or another). */
 function who({ id, username }: SessionUser) {
@@ -47,9 +48,9 @@ export const flaskChatSocket: SocketIoDialect = {
     const direct = new Map<string, boolean>();
     await session.follow('user', USER_EVENTS, {}, async ({ userEvents: e }) => {
       if (e.__typename !== 'MessageAddedEvent') return;
-      const id: string = e.message.conversationId;
+      const id = e.message.conversationId;
       if (!direct.has(id)) {
-        const { conversation } = await session.run(`query FlaskChatKind($id: ID!) { conversation(id: $id) { kind } }`, { id });
+        const { conversation } = await session.run(graphql(`query FlaskChatKind($id: ID!) { conversation(id: $id) { kind } }`), { id });
         direct.set(id, conversation.kind === 'DIRECT');
       }
       if (direct.get(id)) session.send('new_private_message', liveMessageJson(e.message, 'sender'));
@@ -61,7 +62,7 @@ export const flaskChatSocket: SocketIoDialect = {
     async join_public(session) {
       const run = session.run.bind(session);
       const id = await publicRoomId(run);
-      await session.run(`mutation FlaskChatJoinPublic($id: ID!) { joinConversation(conversationId: $id) { id } }`, { id });
+      await session.run(graphql(`mutation FlaskChatJoinPublic($id: ID!) { joinConversation(conversationId: $id) { id } }`), { id });
       await session.follow('public', PUBLIC_EVENTS, { id }, ({ conversationEvents: e }) => {
         if (e.__typename === 'MessageAddedEvent') session.send('new_public_message', liveMessageJson(e.message, 'user'));
       });

@@ -1,13 +1,22 @@
 import { GatewayError, type Data } from '../../gateway/gateway.ts';
-import type { RestDialect, RestRequest, Route } from '../rest.ts';
-import { statusOf } from '../rest.ts';
-import { idParam, intQuery, messageKind, newestMessages, textField } from '../shared.ts';
-import { detail, handle, MESSAGE_FIELDS, messageJson, recipientId, USER_FIELDS, userJson } from './shape.ts';
+import { graphql } from '../../generated/compat/index.ts';
+import { seedStatus } from '../errors.ts';
+import { intQuery, newestMessages } from '../paging.ts';
+import type { RestDialect, Route } from '../rest.ts';
+import { idParam, messageKind, textField, type Run } from '../shared.ts';
+import { detail, handle, messageJson, recipientId, userJson } from './shape.ts';
 
 /** Tokens "valid for 24 hours by default", as the seed says. */
 const TOKEN_SECONDS = 24 * 60 * 60;
 
 const ok = (body: unknown) => ({ status: 200, body });
+
+/** History, read back from the newest message (GET …/messages). */
+const HISTORY = graphql(`
+  query SocketChatHistory($id: ID!, $last: Int!, $before: String) {
+    messages(conversationId: $id, last: $last, before: $before) { pageInfo { hasPreviousPage startCursor } edges { node { ...SocketChatMessage } } }
+  }
+`);
 
 const routes: Route[] = [
   {
@@ -15,7 +24,7 @@ const routes: Route[] = [
     path: '/api/auth/login',
     async handle(req) {
       const data = await req.run(
-        `mutation SocketChatLogin($input: EmailLoginInput!) { emailLogin(input: $input) { accessToken user { ${USER_FIELDS} } } }`,
+        graphql(`mutation SocketChatLogin($input: EmailLoginInput!) { emailLogin(input: $input) { accessToken user { ...SocketChatUser } } }`),
         {
           input: {
             email: textField(req.body, 'email', true),
@@ -34,7 +43,7 @@ const routes: Route[] = [
     method: 'GET',
     path: '/api/users/me',
     async handle(req) {
-      const { me } = await req.run(`query SocketChatMe { me { ${USER_FIELDS} } }`);
+      const { me } = await req.run(graphql(`query SocketChatMe { me { ...SocketChatUser } }`));
       if (!me) throw new GatewayError('UNAUTHENTICATED', 'Could not validate credentials');
       return ok({ ...userJson(me), is_online: me.isOnline, last_seen: me.lastSeenAt });
     },
@@ -46,22 +55,24 @@ const routes: Route[] = [
       const query = req.query.get('query')?.trim();
       if (!query) throw GatewayError.badField('query', 'is required');
       const data = await req.run(
-        `query SocketChatSearch($search: String!) { me { id } users(search: $search, first: 50) { edges { node { ${USER_FIELDS} } } } }`,
+        graphql(`query SocketChatSearch($search: String!) { me { id } users(search: $search, first: 50) { edges { node { ...SocketChatUser } } } }`),
         { search: query },
       );
-      const users = data.users.edges.map((e: Data) => e.node).filter((u: Data) => u.id !== data.me.id);
-      return ok(users.map((u: Data) => ({ ...userJson(u), is_online: u.isOnline })));
+      const users = data.users.edges.map((e) => e.node).filter((u) => u.id !== data.me?.id);
+      return ok(users.map((u) => ({ ...userJson(u), is_online: u.isOnline })));
     },
   },
   {
     method: 'GET',
     path: '/api/conversations',
     async handle(req) {
-      const data = await req.run(`query SocketChatConversations {
-        conversations(first: 100) { edges { node { id unreadCount participants { ${USER_FIELDS} } lastMessage { content createdAt sender { ${USER_FIELDS} } } } } }
-      }`);
+      const data = await req.run(
+        graphql(`query SocketChatConversations {
+          conversations(first: 100) { edges { node { id unreadCount participants { ...SocketChatUser } lastMessage { content createdAt sender { ...SocketChatUser } } } } }
+        }`),
+      );
       return ok(
-        data.conversations.edges.map(({ node: c }: Data) => ({
+        data.conversations.edges.map(({ node: c }) => ({
           conversation_id: c.id,
           participants: c.participants.map(handle),
           last_message: c.lastMessage?.content ?? null,
@@ -78,7 +89,7 @@ const routes: Route[] = [
     async handle(req) {
       const userId = await recipientId(req.run, textField(req.body, 'to_email', true));
       const data = await req.run(
-        `mutation SocketChatStart($userId: ID!) { ensureDirectConversation(userId: $userId) { id participants { ${USER_FIELDS} } } }`,
+        graphql(`mutation SocketChatStart($userId: ID!) { ensureDirectConversation(userId: $userId) { id participants { ...SocketChatUser } } }`),
         { userId },
       );
       const c = data.ensureDirectConversation;
@@ -91,15 +102,15 @@ const routes: Route[] = [
     async handle(req) {
       const skip = intQuery(req.query, 'skip', 0, 0, 10_000);
       const limit = intQuery(req.query, 'limit', 50, 1, 500);
-      const newest = await newestMessages(req.run, idParam(req.params.conversation_id, 'Conversation'), skip + limit, MESSAGE_FIELDS);
-      return ok(newest.slice(0, Math.max(0, newest.length - skip)).map((m) => messageJson(m, true)));
+      const messages = await newestMessages(req.run, HISTORY, idParam(req.params.conversation_id, 'Conversation'), limit, skip);
+      return ok(messages.map((m) => messageJson(m, true)));
     },
   },
   {
     method: 'POST',
     path: '/api/conversations/:conversation_id/mark-read',
     async handle(req) {
-      await req.run(`mutation SocketChatMarkRead($id: ID!) { markConversationRead(conversationId: $id) { id } }`, {
+      await req.run(graphql(`mutation SocketChatMarkRead($id: ID!) { markConversationRead(conversationId: $id) { id } }`), {
         id: idParam(req.params.conversation_id, 'Conversation'),
       });
       return ok({ message: 'Conversation marked as read' });
@@ -110,7 +121,7 @@ const routes: Route[] = [
     path: '/api/messages/send',
     async handle(req) {
       const data = await req.run(
-        `mutation SocketChatSend($input: SendMessageInput!) { sendMessage(input: $input) { ${MESSAGE_FIELDS} } }`,
+        graphql(`mutation SocketChatSend($input: SendMessageInput!) { sendMessage(input: $input) { ...SocketChatMessage } }`),
         { input: await sendInput(req.run, req.body) },
       );
       return ok(messageJson(data.sendMessage));
@@ -120,14 +131,14 @@ const routes: Route[] = [
     method: 'GET',
     path: '/health',
     async handle(req) {
-      await req.run('query SocketChatHealth { __typename }');
+      await req.run(graphql(`query SocketChatHealth { __typename }`));
       return ok({ status: 'healthy' });
     },
   },
 ];
 
 /** The input of sendMessage for a `send_message` body (REST and socket alike). */
-export async function sendInput(run: RestRequest['run'], body: Data) {
+export async function sendInput(run: Run, body: Data) {
   return {
     recipientId: await recipientId(run, textField(body, 'to_email', true)),
     content: textField(body, 'message') ?? '',
@@ -142,7 +153,6 @@ export const socketChatRest: RestDialect = {
   routes,
   errorReply(err) {
     // FastAPI answers refused input with 422.
-    const status = err.code === 'BAD_USER_INPUT' ? 422 : err.code === 'CONFLICT' ? 400 : statusOf(err.code);
-    return { status, body: { detail: detail(err) } };
+    return { status: seedStatus(err.code, { BAD_USER_INPUT: 422 }), body: { detail: detail(err) } };
   },
 };

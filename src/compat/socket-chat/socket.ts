@@ -1,24 +1,33 @@
 import { GatewayError, type Data } from '../../gateway/gateway.ts';
+import { graphql } from '../../generated/compat/index.ts';
 import { contacts, conversationIdOf, followContactsPresence } from '../shared.ts';
 import { ConnectRefused, handshakeToken, type DialectSession, type SocketIoDialect } from '../../realtime/session.ts';
 import { sendInput } from './rest.ts';
-import { detail, handle, MESSAGE_FIELDS, messageJson, USER_FIELDS } from './shape.ts';
+import { detail, handle, messageJson } from './shape.ts';
 
-const USER_EVENTS = /* GraphQL */ `
+const USER_EVENTS = graphql(`
   subscription SocketChatUserEvents {
-    userEvents { __typename ... on MessageAddedEvent { message { ${MESSAGE_FIELDS} } } }
+    userEvents { __typename ... on MessageAddedEvent { message { ...SocketChatMessage } } }
   }
-`;
+`);
 
-const CONVERSATION_EVENTS = /* GraphQL */ `
+const CONVERSATION_EVENTS = graphql(`
   subscription SocketChatConversationEvents($id: ID!) {
     conversationEvents(conversationId: $id) {
       __typename
-      ... on TypingEvent { conversationId isTyping user { ${USER_FIELDS} } }
-      ... on ReadReceiptEvent { conversationId user { ${USER_FIELDS} } }
+      ... on TypingEvent { conversationId isTyping user { ...SocketChatUser } }
+      ... on ReadReceiptEvent { conversationId user { ...SocketChatUser } }
     }
   }
-`;
+`);
+
+const CONTACTS = graphql(`
+  query SocketChatContacts { me { id } conversations(first: 100) { edges { node { participants { ...SocketChatUser } } } } }
+`);
+
+const PRESENCE = graphql(`
+  subscription SocketChatPresence($ids: [ID!]!) { presence(userIds: $ids) { isOnline lastSeenAt user { ...SocketChatUser } } }
+`);
 
 /**
  * socket-chat's Socket.IO namespace. New messages of every conversation of the user arrive
@@ -42,14 +51,14 @@ export const socketChatSocket: SocketIoDialect = {
         session.send('message_notification', { conversation_id, sender_email, sender_name, message: text });
       }
     });
-    await followContactsPresence(session, USER_FIELDS, (user, isOnline) => {
+    await followContactsPresence(session, PRESENCE, (user, isOnline) => {
       session.send(isOnline ? 'user_online' : 'user_offline', { email: handle(user) });
     });
   },
   events: {
     async send_message(session, data) {
       const input = await sendInput(session.run.bind(session), data);
-      await session.run(`mutation SocketChatSocketSend($input: SendMessageInput!) { sendMessage(input: $input) { id } }`, { input });
+      await session.run(graphql(`mutation SocketChatSocketSend($input: SendMessageInput!) { sendMessage(input: $input) { id } }`), { input });
     },
     async join_conversation(session, data) {
       const id = conversationIdOf(data);
@@ -68,7 +77,9 @@ export const socketChatSocket: SocketIoDialect = {
       session.send('left_conversation', { conversation_id: id });
     },
     async mark_as_read(session, data) {
-      await session.run(`mutation SocketChatSocketRead($id: ID!) { markConversationRead(conversationId: $id) { id } }`, { id: conversationIdOf(data) });
+      await session.run(graphql(`mutation SocketChatSocketRead($id: ID!) { markConversationRead(conversationId: $id) { id } }`), {
+        id: conversationIdOf(data),
+      });
     },
     async typing_start(session, data) {
       await setTyping(session, data, true);
@@ -77,7 +88,7 @@ export const socketChatSocket: SocketIoDialect = {
       await setTyping(session, data, false);
     },
     async get_online_users(session) {
-      const online = (await contacts(session, USER_FIELDS)).filter((u) => u.isOnline);
+      const online = (await contacts(session, CONTACTS)).filter((u) => u.isOnline);
       session.send('online_users', { users: online.map(handle) });
     },
   },
@@ -87,7 +98,7 @@ export const socketChatSocket: SocketIoDialect = {
 };
 
 async function setTyping(session: DialectSession, data: Data, isTyping: boolean) {
-  await session.run(`mutation SocketChatTyping($id: ID!, $on: Boolean!) { setTyping(conversationId: $id, isTyping: $on) }`, {
+  await session.run(graphql(`mutation SocketChatTyping($id: ID!, $on: Boolean!) { setTyping(conversationId: $id, isTyping: $on) }`), {
     id: conversationIdOf(data),
     on: isTyping,
   });
