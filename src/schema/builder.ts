@@ -6,7 +6,7 @@ import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
 import type PrismaTypes from '../generated/pothos-types.ts';
 import { getDatamodel } from '../generated/pothos-types.ts';
-import type { Context } from './context.ts';
+import type { Context, SignedInContext } from './context.ts';
 import { forbidden, unauthenticated } from '../lib/errors.ts';
 import { fieldCost } from './cost.ts';
 
@@ -14,6 +14,9 @@ export const builder = new SchemaBuilder<{
   Context: Context;
   PrismaTypes: PrismaTypes;
   AuthScopes: { signedIn: boolean; admin: boolean };
+  // What a field's resolver may rely on once its scope passed: `t.withAuth({ signedIn: true })`
+  // gives it a context whose viewer is not null.
+  AuthContexts: { signedIn: SignedInContext; admin: SignedInContext };
   Scalars: {
     ID: { Input: string; Output: string | number };
     DateTime: { Input: Date; Output: Date };

@@ -26,6 +26,12 @@ export interface Context extends Services {
 }
 
 /**
+ * The context of a field that requires `signedIn` or `admin` (`t.withAuth(...)`): scope-auth
+ * has checked the viewer before the resolver runs, so the type says it is there.
+ */
+export type SignedInContext = Context & { viewer: Viewer };
+
+/**
  * The operation's DataLoader named `name`, made on first use. Loaders batch the lookups of
  * one tick into one query; they do not cache, because a subscription's context lives for many
  * events and must not serve stale rows.

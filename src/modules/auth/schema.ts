@@ -80,9 +80,8 @@ builder.mutationFields((t) => ({
     },
     resolve: (_root, args, ctx) => signedIn(ctx, refresh(ctx, args.refreshToken, args.deviceId, args.sessionSeconds)),
   }),
-  logout: t.boolean({
+  logout: t.withAuth({ signedIn: true }).boolean({
     description: 'Signs this device out: its tokens stop working and its sockets close.',
-    authScopes: { signedIn: true },
-    resolve: (_root, _args, ctx) => logout(ctx, ctx.viewer!),
+    resolve: (_root, _args, ctx) => logout(ctx, ctx.viewer),
   }),
 }));

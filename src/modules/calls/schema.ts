@@ -60,10 +60,9 @@ function callCursor(after: string): number {
 }
 
 builder.queryFields((t) => ({
-  calls: t.connection({
+  calls: t.withAuth({ signedIn: true }).connection({
     type: CallRef,
     description: "The viewer's calls, newest first.",
-    authScopes: { signedIn: true },
     resolve: (_root, args, ctx) => {
       forwardOnly(args);
       return resolveCursorConnection<Promise<CallSnapshot[]>>(
@@ -75,40 +74,35 @@ builder.queryFields((t) => ({
 }));
 
 builder.mutationFields((t) => ({
-  startCall: t.field({
+  startCall: t.withAuth({ signedIn: true }).field({
     type: CallRef,
     description: 'Calls a user: the call is RINGING and the callee gets a CallEvent INCOMING with the offer (CONFLICT BUSY if either is in a call).',
-    authScopes: { signedIn: true },
     args: { input: t.arg({ type: StartCallInput, required: true, description: 'Whom to call, audio or video, and the WebRTC offer.' }) },
     resolve: (_root, { input }, ctx) => startCall(ctx, input),
   }),
-  answerCall: t.field({
+  answerCall: t.withAuth({ signedIn: true }).field({
     type: CallRef,
     description: 'The callee accepts a RINGING call: it is IN_PROGRESS and the caller gets ANSWERED with the answer.',
-    authScopes: { signedIn: true },
     args: {
       id: t.arg.id({ required: true, description: 'The call.' }),
       answer: t.arg({ type: 'JSON', required: true, description: "The callee's WebRTC answer (an SDP description)." }),
     },
     resolve: (_root, { id, answer }, ctx) => answerCall(ctx, id, answer),
   }),
-  rejectCall: t.field({
+  rejectCall: t.withAuth({ signedIn: true }).field({
     type: CallRef,
     description: 'The callee declines a RINGING call: it is REJECTED.',
-    authScopes: { signedIn: true },
     args: { id: t.arg.id({ required: true, description: 'The call.' }) },
     resolve: (_root, { id }, ctx) => rejectCall(ctx, id),
   }),
-  endCall: t.field({
+  endCall: t.withAuth({ signedIn: true }).field({
     type: CallRef,
     description: 'Either party hangs up: the call is ENDED, with its duration.',
-    authScopes: { signedIn: true },
     args: { id: t.arg.id({ required: true, description: 'The call.' }) },
     resolve: (_root, { id }, ctx) => endCall(ctx, id),
   }),
-  sendCallSignal: t.boolean({
+  sendCallSignal: t.withAuth({ signedIn: true }).boolean({
     description: 'Relays an ICE candidate (or renegotiation) to the other party.',
-    authScopes: { signedIn: true },
     args: {
       id: t.arg.id({ required: true, description: 'The call.' }),
       signal: t.arg({ type: 'JSON', required: true, description: 'What to pass on, as the WebRTC API gave it (an RTCIceCandidate, say).' }),

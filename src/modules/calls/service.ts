@@ -1,11 +1,10 @@
 import { z } from 'zod';
 import type { Call, User } from '../../generated/prisma/client.ts';
-import type { Context } from '../../schema/context.ts';
+import type { SignedInContext } from '../../schema/context.ts';
 import type { Services } from '../../services/services.ts';
 import { AppError, badInput, forbidden, notFound } from '../../lib/errors.ts';
 import { topics, type CallAction, type CallSnapshot } from '../../lib/events.ts';
 import { parseInput } from '../../lib/validation.ts';
-import { viewerId } from '../conversations/access.ts';
 import { iso, userSnapshot } from '../users/snapshot.ts';
 
 /**
@@ -51,8 +50,8 @@ const busy = (who: string) => new AppError('CONFLICT', `${who} in another call`,
 const wrongState = (status: string, wanted: string) =>
   new AppError('CONFLICT', `The call is ${status}, not ${wanted}`, { reason: 'WRONG_STATE', status });
 
-export async function startCall(ctx: Context, input: unknown): Promise<CallSnapshot> {
-  const me = viewerId(ctx);
+export async function startCall(ctx: SignedInContext, input: unknown): Promise<CallSnapshot> {
+  const me = ctx.viewer.id;
   const data = parseInput(startRules, input);
   const calleeId = Number(data.calleeId);
   if (calleeId === me) throw badInput({ calleeId: 'you cannot call yourself' });
@@ -78,8 +77,8 @@ export async function startCall(ctx: Context, input: unknown): Promise<CallSnaps
 }
 
 /** The call, if the viewer is one of its parties. */
-async function ownCall(ctx: Context, id: string | number): Promise<CallRow> {
-  const me = viewerId(ctx);
+async function ownCall(ctx: SignedInContext, id: string | number): Promise<CallRow> {
+  const me = ctx.viewer.id;
   const callId = Number(id);
   const call = Number.isSafeInteger(callId) ? await ctx.db.call.findUnique({ where: { id: callId }, include: withParties }) : null;
   if (!call) throw notFound('Call');
@@ -98,9 +97,9 @@ async function transition(ctx: Services, call: CallRow, from: Call['status'][], 
   return current;
 }
 
-export async function answerCall(ctx: Context, id: string, answer: unknown): Promise<CallSnapshot> {
+export async function answerCall(ctx: SignedInContext, id: string, answer: unknown): Promise<CallSnapshot> {
   const call = await ownCall(ctx, id);
-  if (call.calleeId !== ctx.viewer!.id) throw forbidden('Only the person called can answer');
+  if (call.calleeId !== ctx.viewer.id) throw forbidden('Only the person called can answer');
   const sdp = parseInput(z.object({ answer: signalRule }), { answer }).answer;
   const updated = await transition(ctx, call, ['RINGING'], { status: 'IN_PROGRESS', answeredAt: new Date(), answer: sdp as never });
   ctx.calls.stopRinging(call.id);
@@ -108,16 +107,16 @@ export async function answerCall(ctx: Context, id: string, answer: unknown): Pro
   return callSnapshot(updated);
 }
 
-export async function rejectCall(ctx: Context, id: string): Promise<CallSnapshot> {
+export async function rejectCall(ctx: SignedInContext, id: string): Promise<CallSnapshot> {
   const call = await ownCall(ctx, id);
-  if (call.calleeId !== ctx.viewer!.id) throw forbidden('Only the person called can reject; the caller ends the call');
+  if (call.calleeId !== ctx.viewer.id) throw forbidden('Only the person called can reject; the caller ends the call');
   const updated = await transition(ctx, call, ['RINGING'], { status: 'REJECTED', endedAt: new Date() });
   ctx.calls.stopRinging(call.id);
   await announce(ctx, updated, 'REJECTED');
   return callSnapshot(updated);
 }
 
-export async function endCall(ctx: Context, id: string): Promise<CallSnapshot> {
+export async function endCall(ctx: SignedInContext, id: string): Promise<CallSnapshot> {
   const call = await ownCall(ctx, id);
   const updated = await transition(ctx, call, ['RINGING', 'IN_PROGRESS'], { status: 'ENDED', endedAt: new Date() });
   ctx.calls.stopRinging(call.id);
@@ -125,11 +124,11 @@ export async function endCall(ctx: Context, id: string): Promise<CallSnapshot> {
   return callSnapshot(updated);
 }
 
-export async function sendCallSignal(ctx: Context, id: string, signal: unknown): Promise<boolean> {
+export async function sendCallSignal(ctx: SignedInContext, id: string, signal: unknown): Promise<boolean> {
   const call = await ownCall(ctx, id);
   const payload = parseInput(z.object({ signal: signalRule }), { signal }).signal;
   if (call.status !== 'RINGING' && call.status !== 'IN_PROGRESS') throw wrongState(call.status, 'RINGING or IN_PROGRESS');
-  const other = call.callerId === ctx.viewer!.id ? call.calleeId : call.callerId;
+  const other = call.callerId === ctx.viewer.id ? call.calleeId : call.callerId;
   await ctx.bus.publish(topics.user(other), { type: 'call', action: 'SIGNAL', call: callSnapshot(call), signal: payload });
   return true;
 }
@@ -149,8 +148,8 @@ export async function expireRingingCalls(services: Services, timeoutSeconds: num
 }
 
 /** A page of the viewer's calls, newest first. */
-export async function callHistory(ctx: Context, before: number | undefined, limit: number): Promise<CallSnapshot[]> {
-  const me = viewerId(ctx);
+export async function callHistory(ctx: SignedInContext, before: number | undefined, limit: number): Promise<CallSnapshot[]> {
+  const me = ctx.viewer.id;
   const calls = await ctx.db.call.findMany({
     where: { OR: [{ callerId: me }, { calleeId: me }], ...(before ? { id: { lt: before } } : {}) },
     orderBy: { id: 'desc' },

@@ -1,5 +1,5 @@
 import type { Conversation, Participant } from '../../generated/prisma/client.ts';
-import type { Context } from '../../schema/context.ts';
+import type { Context, SignedInContext } from '../../schema/context.ts';
 import { forbidden, notFound, unauthenticated } from '../../lib/errors.ts';
 import { parseDatabaseId } from '../../lib/ids.ts';
 
@@ -8,6 +8,12 @@ import { parseDatabaseId } from '../../lib/ids.ts';
  * signed in may read, join and post in a PUBLIC room; owners and admins of a group manage it.
  */
 
+/**
+ * The viewer's id, or UNAUTHENTICATED. Most callers hold a SignedInContext (their field says
+ * `t.withAuth({ signedIn: true })`) and read `ctx.viewer` directly; `requireReadable` and
+ * `requireManager` take any Context, so they refuse an anonymous caller themselves instead of
+ * trusting every caller's scope.
+ */
 export function viewerId(ctx: Context): number {
   if (!ctx.viewer) throw unauthenticated(ctx.authProblem ?? undefined);
   return ctx.viewer.id;
@@ -54,12 +60,12 @@ function reviveParticipant(json: Participant): Participant {
 }
 
 /** As `requireReadable`, and a member: joins a PUBLIC room on the way if needed. */
-export async function requireMember(ctx: Context, conversationId: string | number): Promise<Access & { membership: Participant }> {
+export async function requireMember(ctx: SignedInContext, conversationId: string | number): Promise<Access & { membership: Participant }> {
   const access = await requireReadable(ctx, conversationId);
   if (access.membership) return access as Access & { membership: Participant };
   const membership = await ctx.db.participant.upsert({
-    where: { conversationId_userId: { conversationId: access.conversation.id, userId: ctx.viewer!.id } },
-    create: { conversationId: access.conversation.id, userId: ctx.viewer!.id },
+    where: { conversationId_userId: { conversationId: access.conversation.id, userId: ctx.viewer.id } },
+    create: { conversationId: access.conversation.id, userId: ctx.viewer.id },
     update: { leftAt: null, joinedAt: new Date() },
   });
   return { ...access, membership };

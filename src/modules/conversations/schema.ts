@@ -90,38 +90,33 @@ function conversationsConnection(
 }
 
 builder.queryFields((t) => ({
-  conversation: t.field({
+  conversation: t.withAuth({ signedIn: true }).field({
     type: ConversationRef,
     description: 'A conversation you are a member of, or any public room (FORBIDDEN for others).',
-    authScopes: { signedIn: true },
     args: { id: t.arg.id({ required: true, description: 'The conversation.' }) },
     resolve: (_root, { id }, ctx) => getConversation(ctx, id),
   }),
-  directConversation: t.field({
+  directConversation: t.withAuth({ signedIn: true }).field({
     type: ConversationRef,
     nullable: true,
     description: 'Your direct conversation with this user, or null when there is none yet.',
-    authScopes: { signedIn: true },
     args: { userId: t.arg.id({ required: true, description: 'The other user.' }) },
     resolve: (_root, { userId }, ctx) => findDirectConversation(ctx, userId),
   }),
-  publicRoom: t.field({
+  publicRoom: t.withAuth({ signedIn: true }).field({
     type: ConversationRef,
     description: 'A public room by its slug; `general` exists from the first start.',
-    authScopes: { signedIn: true },
     args: { slug: t.arg.string({ required: true, defaultValue: DEFAULT_ROOM_SLUG, description: "The room's short name, as in its address." }) },
     resolve: (_root, { slug }, ctx) => publicRoomBySlug(ctx, slug),
   }),
-  conversations: t.connection({
+  conversations: t.withAuth({ signedIn: true }).connection({
     type: ConversationRef,
     description: "The viewer's conversations, most recent activity first.",
-    authScopes: { signedIn: true },
     resolve: (_root, args, ctx) => conversationsConnection(args, (after, limit) => listConversations(ctx, after, limit)),
   }),
-  publicConversations: t.connection({
+  publicConversations: t.withAuth({ signedIn: true }).connection({
     type: ConversationRef,
     description: 'Public rooms anyone signed in can read, join and post in.',
-    authScopes: { signedIn: true },
     resolve: (_root, args, ctx) => conversationsConnection(args, (after, limit) => listPublicConversations(ctx, after, limit)),
   }),
 }));
@@ -135,58 +130,51 @@ const CreateConversationInput = builder.inputType('CreateConversationInput', {
 });
 
 builder.mutationFields((t) => ({
-  createConversation: t.field({
+  createConversation: t.withAuth({ signedIn: true }).field({
     type: ConversationRef,
     description: 'Starts a DIRECT conversation, a GROUP (you are its owner) or a PUBLIC room.',
-    authScopes: { signedIn: true },
     args: { input: t.arg({ type: CreateConversationInput, required: true, description: 'Its kind, members and title.' }) },
     resolve: (_root, { input }, ctx) => createConversation(ctx, input),
   }),
-  ensureDirectConversation: t.field({
+  ensureDirectConversation: t.withAuth({ signedIn: true }).field({
     type: ConversationRef,
     description: 'The direct conversation with this user, created on first use (one per pair).',
-    authScopes: { signedIn: true },
     args: { userId: t.arg.id({ required: true, description: 'The other user.' }) },
     resolve: (_root, { userId }, ctx) => ensureDirectConversation(ctx, userId),
   }),
-  joinConversation: t.field({
+  joinConversation: t.withAuth({ signedIn: true }).field({
     type: ConversationRef,
     description: 'Joins a public room.',
-    authScopes: { signedIn: true },
     args: { conversationId: t.arg.id({ required: true, description: 'The public room.' }) },
     resolve: async (_root, { conversationId }, ctx) => (await requireMember(ctx, conversationId)).conversation,
   }),
-  leaveConversation: t.field({
+  leaveConversation: t.withAuth({ signedIn: true }).field({
     type: ConversationRef,
     description: "Leaves a group or public room (not a direct conversation); a group whose owner leaves gets its longest-standing member as owner.",
-    authScopes: { signedIn: true },
     args: { conversationId: t.arg.id({ required: true, description: 'The conversation to leave.' }) },
     resolve: (_root, { conversationId }, ctx) => leaveConversation(ctx, conversationId),
   }),
-  addConversationMembers: t.field({
+  addConversationMembers: t.withAuth({ signedIn: true }).field({
     type: ConversationRef,
     description: "A group's owner and admins (or a site admin): adds members.",
-    authScopes: { signedIn: true },
     args: {
       conversationId: t.arg.id({ required: true, description: 'The conversation.' }),
       userIds: t.arg.idList({ required: true, description: 'The users to add.' }),
     },
     resolve: (_root, { conversationId, userIds }, ctx) => addMembers(ctx, conversationId, userIds),
   }),
-  removeConversationMember: t.field({
+  removeConversationMember: t.withAuth({ signedIn: true }).field({
     type: ConversationRef,
     description: "A group's owner and admins (or a site admin): removes a member (not the owner); their conversationEvents end with FORBIDDEN.",
-    authScopes: { signedIn: true },
     args: {
       conversationId: t.arg.id({ required: true, description: 'The conversation.' }),
       userId: t.arg.id({ required: true, description: 'The member to remove.' }),
     },
     resolve: (_root, { conversationId, userId }, ctx) => removeMember(ctx, conversationId, userId),
   }),
-  renameConversation: t.field({
+  renameConversation: t.withAuth({ signedIn: true }).field({
     type: ConversationRef,
     description: "A group's owner and admins (or a site admin): changes its title.",
-    authScopes: { signedIn: true },
     args: {
       conversationId: t.arg.id({ required: true, description: 'The conversation.' }),
       title: t.arg.string({ required: true, description: 'The new title.' }),

@@ -1,13 +1,13 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import type { Conversation, Prisma } from '../../generated/prisma/client.ts';
-import type { Context } from '../../schema/context.ts';
+import type { Context, SignedInContext } from '../../schema/context.ts';
 import type { Services } from '../../services/services.ts';
 import { badInput, forbidden, notFound } from '../../lib/errors.ts';
 import { topics, type BusEvent } from '../../lib/events.ts';
 import { parseDatabaseId } from '../../lib/ids.ts';
 import { parseInput, uniqueViolation } from '../../lib/validation.ts';
-import { parseId, requireManager, requireReadable, viewerId } from './access.ts';
+import { parseId, requireManager, requireReadable } from './access.ts';
 
 export const DEFAULT_ROOM_SLUG = 'general';
 const MAX_MEMBERS_AT_ONCE = 500;
@@ -35,8 +35,8 @@ const createRules = z.discriminatedUnion('kind', [
 ]);
 
 /** Existing, active users among `ids` (the viewer left out), or BAD_USER_INPUT naming the field. */
-async function existingUsers(ctx: Context, ids: Array<string | number>, field: string): Promise<number[]> {
-  const me = viewerId(ctx);
+async function existingUsers(ctx: SignedInContext, ids: Array<string | number>, field: string): Promise<number[]> {
+  const me = ctx.viewer.id;
   const wanted = [...new Set(ids.map(Number))].filter((id) => id !== me);
   if (wanted.some((id) => !Number.isSafeInteger(id))) throw badInput({ [field]: 'must be user ids' });
   const found = await ctx.db.user.findMany({ where: { id: { in: wanted }, status: 'ACTIVE' }, select: { id: true } });
@@ -47,8 +47,8 @@ async function existingUsers(ctx: Context, ids: Array<string | number>, field: s
   return wanted;
 }
 
-export async function createConversation(ctx: Context, input: unknown): Promise<Conversation> {
-  const me = viewerId(ctx);
+export async function createConversation(ctx: SignedInContext, input: unknown): Promise<Conversation> {
+  const me = ctx.viewer.id;
   const data = parseInput(createRules, input);
   if (data.kind === 'DIRECT') return ensureDirectConversation(ctx, data.participantIds[0]);
   const members = await existingUsers(ctx, data.participantIds, 'participantIds');
@@ -67,8 +67,8 @@ export async function createConversation(ctx: Context, input: unknown): Promise<
 }
 
 /** The other user of a direct conversation with the viewer, and the pair's key. */
-async function directPair(ctx: Context, userId: string | number) {
-  const me = viewerId(ctx);
+async function directPair(ctx: SignedInContext, userId: string | number) {
+  const me = ctx.viewer.id;
   const other = Number(userId);
   if (other === me) throw badInput({ userId: 'cannot start a direct conversation with yourself' });
   const user = Number.isSafeInteger(other) ? await ctx.db.user.findUnique({ where: { id: other }, select: { id: true, status: true } }) : null;
@@ -77,13 +77,13 @@ async function directPair(ctx: Context, userId: string | number) {
 }
 
 /** The direct conversation of the viewer and `userId` if they have one (reading never creates it). */
-export async function findDirectConversation(ctx: Context, userId: string | number): Promise<Conversation | null> {
+export async function findDirectConversation(ctx: SignedInContext, userId: string | number): Promise<Conversation | null> {
   const { directKey } = await directPair(ctx, userId);
   return ctx.db.conversation.findUnique({ where: { directKey } });
 }
 
 /** The one direct conversation of the viewer and `userId`, created on first use. */
-export async function ensureDirectConversation(ctx: Context, userId: string | number): Promise<Conversation> {
+export async function ensureDirectConversation(ctx: SignedInContext, userId: string | number): Promise<Conversation> {
   const { me, other, user, directKey } = await directPair(ctx, userId);
   const existing = await ctx.db.conversation.findUnique({ where: { directKey } });
   if (existing) return existing;
@@ -110,8 +110,7 @@ export async function getConversation(ctx: Context, id: string): Promise<Convers
   return (await requireReadable(ctx, id)).conversation;
 }
 
-export async function publicRoomBySlug(ctx: Context, slug: string): Promise<Conversation> {
-  viewerId(ctx);
+export async function publicRoomBySlug(ctx: SignedInContext, slug: string): Promise<Conversation> {
   const room = await ctx.db.conversation.findFirst({ where: { slug: slug.trim().toLowerCase(), kind: 'PUBLIC' } });
   if (!room) throw notFound('Room');
   return room;
@@ -121,8 +120,8 @@ export async function publicRoomBySlug(ctx: Context, slug: string): Promise<Conv
  * A page of the viewer's conversations, most recent activity first. The cursor is
  * "<lastActivityAt ms>:<id>", so pages stay stable while conversations keep moving up.
  */
-export function listConversations(ctx: Context, after: string | undefined, limit: number) {
-  const me = viewerId(ctx);
+export function listConversations(ctx: SignedInContext, after: string | undefined, limit: number) {
+  const me = ctx.viewer.id;
   return pageByActivity(ctx, { participants: { some: { userId: me, leftAt: null } } }, after, limit);
 }
 
@@ -143,7 +142,7 @@ async function pageByActivity(ctx: Context, where: Prisma.ConversationWhereInput
 
 export const conversationCursor = (c: Conversation) => `${c.lastActivityAt.getTime()}:${c.id}`;
 
-export async function addMembers(ctx: Context, conversationId: string, userIds: Array<string | number>) {
+export async function addMembers(ctx: SignedInContext, conversationId: string, userIds: Array<string | number>) {
   const { conversation } = await requireManager(ctx, conversationId);
   const members = await existingUsers(ctx, parseInput(idList, userIds), 'userIds');
   await ctx.db.$transaction([

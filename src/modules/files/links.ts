@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import type { Prisma } from '../../generated/prisma/client.ts';
-import type { Context } from '../../schema/context.ts';
+import type { Context, SignedInContext } from '../../schema/context.ts';
 import { forbidden, notFound } from '../../lib/errors.ts';
 import type { FileSnapshot } from '../../lib/events.ts';
 import { parseInput } from '../../lib/validation.ts';
-import { parseId, requireReadable, viewerId } from '../conversations/access.ts';
+import { parseId, requireReadable } from '../conversations/access.ts';
 import { fileSnapshot } from './snapshot.ts';
 
 /**
@@ -57,8 +57,8 @@ async function readableMessage(ctx: Context, messageId: string | number) {
   return message;
 }
 
-export async function linkFile(ctx: Context, input: unknown): Promise<FileSnapshot> {
-  const uploaderId = viewerId(ctx);
+export async function linkFile(ctx: SignedInContext, input: unknown): Promise<FileSnapshot> {
+  const uploaderId = ctx.viewer.id;
   const data = parseInput(linkRules, input);
   const message = data.messageId != null ? await readableMessage(ctx, data.messageId) : null;
   const conversationId = message?.conversationId ?? (await requireReadable(ctx, data.conversationId!)).conversation.id;
@@ -80,17 +80,17 @@ export async function linkFile(ctx: Context, input: unknown): Promise<FileSnapsh
  * One file by id, for its uploader or an admin. Others see files through what they can read
  * (a message's attachments, `files(conversationId)`), never by guessing ids.
  */
-export async function getFile(ctx: Context, id: string): Promise<FileSnapshot> {
-  const me = viewerId(ctx);
+export async function getFile(ctx: SignedInContext, id: string): Promise<FileSnapshot> {
+  const me = ctx.viewer.id;
   const file = await ctx.db.file.findUnique({ where: { id: parseId(id, 'File') } });
   if (!file || file.deletedAt) throw notFound('File');
-  if (file.uploaderId !== me && ctx.viewer!.role !== 'ADMIN') throw forbidden('Only the uploader can see this file');
+  if (file.uploaderId !== me && ctx.viewer.role !== 'ADMIN') throw forbidden('Only the uploader can see this file');
   return fileSnapshot(file);
 }
 
 /** The viewer's own files, or those of a message or conversation the viewer can read. */
-export async function listFiles(ctx: Context, filter: { messageId?: string | null; conversationId?: string | null }) {
-  const me = viewerId(ctx);
+export async function listFiles(ctx: SignedInContext, filter: { messageId?: string | null; conversationId?: string | null }) {
+  const me = ctx.viewer.id;
   const where: Prisma.FileWhereInput = { deletedAt: null };
   if (filter.messageId != null) where.messageId = (await readableMessage(ctx, filter.messageId)).id;
   else if (filter.conversationId != null) where.conversationId = (await requireReadable(ctx, filter.conversationId)).conversation.id;

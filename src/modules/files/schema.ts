@@ -43,17 +43,15 @@ const LinkFileInput = builder.inputType('LinkFileInput', {
 });
 
 builder.queryFields((t) => ({
-  file: t.field({
+  file: t.withAuth({ signedIn: true }).field({
     type: FileRef,
     description: 'One of your uploads by id (any file, for admins); files of a conversation are listed by files(conversationId).',
-    authScopes: { signedIn: true },
     args: { id: t.arg.id({ required: true, description: 'The file.' }) },
     resolve: (_root, { id }, ctx) => getFile(ctx, id),
   }),
-  files: t.field({
+  files: t.withAuth({ signedIn: true }).field({
     type: [FileRef],
     description: "Files of a message or a conversation you can read; with neither, your own uploads.",
-    authScopes: { signedIn: true },
     args: {
       messageId: t.arg.id({ description: 'The files attached to this message.' }),
       conversationId: t.arg.id({ description: 'The files of this conversation.' }),
@@ -63,33 +61,29 @@ builder.queryFields((t) => ({
 }));
 
 builder.mutationFields((t) => ({
-  linkFile: t.field({
+  linkFile: t.withAuth({ signedIn: true }).field({
     type: FileRef,
     description: 'Records a file stored elsewhere, attached to a message or a conversation.',
-    authScopes: { signedIn: true },
     args: { input: t.arg({ type: LinkFileInput, required: true, description: 'Its name, address, size and where it belongs.' }) },
     resolve: (_root, { input }, ctx) => linkFile(ctx, input),
   }),
-  uploadFile: t.field({
+  uploadFile: t.withAuth({ signedIn: true }).field({
     type: FileRef,
     description: 'Uploads a file (multipart request), optionally into a conversation, to attach to a message.',
-    authScopes: { signedIn: true },
     args: {
       file: t.arg({ type: 'Upload', required: true, description: 'The file, as a part of the multipart request.' }),
       conversationId: t.arg.id({ description: 'The conversation it is for; you must be a member.' }),
     },
     resolve: (_root, { file, conversationId }, ctx) => uploadFile(ctx, file as unknown as Promise<FileUpload>, conversationId),
   }),
-  uploadAvatar: t.field({
+  uploadAvatar: t.withAuth({ signedIn: true }).field({
     type: UserRef,
     description: 'Uploads an image (multipart request) and makes it your avatar.',
-    authScopes: { signedIn: true },
     args: { file: t.arg({ type: 'Upload', required: true, description: 'The image, as a part of the multipart request.' }) },
     resolve: (_root, { file }, ctx) => uploadAvatar(ctx, file as unknown as Promise<FileUpload>),
   }),
-  deleteFile: t.id({
+  deleteFile: t.withAuth({ signedIn: true }).id({
     description: 'Deletes one of your files; its links stop working.',
-    authScopes: { signedIn: true },
     args: { id: t.arg.id({ required: true, description: 'The file.' }) },
     resolve: (_root, { id }, ctx) => deleteFile(ctx, id),
   }),

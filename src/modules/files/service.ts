@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import type { FileUpload } from 'graphql-upload-minimal';
-import type { Context } from '../../schema/context.ts';
+import type { Context, SignedInContext } from '../../schema/context.ts';
 import { AppError, badInput, forbidden, notFound } from '../../lib/errors.ts';
 import type { FileSnapshot } from '../../lib/events.ts';
-import { requireMember, viewerId } from '../conversations/access.ts';
+import { requireMember } from '../conversations/access.ts';
 import { fileSnapshot } from './snapshot.ts';
 import { sniff } from './types.ts';
 import { announceSessionChange } from '../viewer/sessions.ts';
@@ -17,8 +17,8 @@ const HEAD_BYTES = 64 * 1024;
  * the viewer's file. Nothing stays stored when the upload is too large (PAYLOAD_TOO_LARGE) or
  * of a refused type.
  */
-async function store(ctx: Context, upload: Promise<FileUpload>, options: { imagesOnly: boolean; conversationId: number | null }) {
-  const uploaderId = viewerId(ctx);
+async function store(ctx: SignedInContext, upload: Promise<FileUpload>, options: { imagesOnly: boolean; conversationId: number | null }) {
+  const uploaderId = ctx.viewer.id;
   const { filename, createReadStream } = await upload;
   const key = randomUUID();
   const limit = ctx.config.MAX_UPLOAD_BYTES;
@@ -66,21 +66,21 @@ async function store(ctx: Context, upload: Promise<FileUpload>, options: { image
   }
 }
 
-export async function uploadFile(ctx: Context, upload: Promise<FileUpload>, conversationId?: string | null): Promise<FileSnapshot> {
+export async function uploadFile(ctx: SignedInContext, upload: Promise<FileUpload>, conversationId?: string | null): Promise<FileSnapshot> {
   const conversation = conversationId ? (await requireMember(ctx, conversationId)).conversation : null;
   return fileSnapshot(await store(ctx, upload, { imagesOnly: false, conversationId: conversation?.id ?? null }));
 }
 
 /** Stores an image and makes it the viewer's avatar, served at a stable public address. */
-export async function uploadAvatar(ctx: Context, upload: Promise<FileUpload>) {
+export async function uploadAvatar(ctx: SignedInContext, upload: Promise<FileUpload>) {
   const file = await store(ctx, upload, { imagesOnly: true, conversationId: null });
   const user = await ctx.db.user.update({ where: { id: file.uploaderId! }, data: { avatarUrl: `${ctx.origin}/avatars/${file.id}` } });
   await announceSessionChange(ctx, { type: 'userChanged', userId: user.id });
   return user;
 }
 
-export async function deleteFile(ctx: Context, id: string): Promise<string> {
-  const me = viewerId(ctx);
+export async function deleteFile(ctx: SignedInContext, id: string): Promise<string> {
+  const me = ctx.viewer.id;
   const fileId = Number(id);
   const file = Number.isSafeInteger(fileId) ? await ctx.db.file.findUnique({ where: { id: fileId } }) : null;
   if (!file || file.deletedAt) throw notFound('File');

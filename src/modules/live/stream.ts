@@ -1,4 +1,4 @@
-import type { Context } from '../../schema/context.ts';
+import type { SignedInContext } from '../../schema/context.ts';
 import type { BusEvent, EventStream } from '../../lib/events.ts';
 import { messageInclude, messageSnapshot } from '../messages/snapshot.ts';
 
@@ -23,12 +23,12 @@ const GAP_WAIT_MS = 1500;
  * conversation. The stream starts at `nextSeq`; `conversation` was read after listening began.
  */
 export function conversationStream(
-  ctx: Context,
+  ctx: SignedInContext,
   events: EventStream<StreamItem>,
   conversation: { id: number; kind: string; lastSeq: number },
   nextSeq: number,
 ): EventStream<StreamItem> {
-  const me = ctx.viewer!.id;
+  const me = ctx.viewer.id;
   const held = new Map<number, Added>();
   let expected = nextSeq;
   let gapTimer: NodeJS.Timeout | undefined;
@@ -132,8 +132,8 @@ export function conversationStream(
  * A message reaching a recipient's live connection marks it delivered for them. The event
  * object itself passes on unchanged: subscribers share results by event identity.
  */
-function delivered(ctx: Context, event: Added): Added {
-  if (event.message.senderId !== ctx.viewer!.id) ctx.delivery.mark(event.conversationId, ctx.viewer!.id, event.message.id);
+function delivered(ctx: SignedInContext, event: Added): Added {
+  if (event.message.senderId !== ctx.viewer.id) ctx.delivery.mark(event.conversationId, ctx.viewer.id, event.message.id);
   return event;
 }
 
@@ -141,7 +141,7 @@ function delivered(ctx: Context, event: Added): Added {
  * Everything addressed to one user, with deliveries recorded as they go out. A new message is
  * also an update of its conversation, announced right after it (one publish serves both).
  */
-export function userStream(ctx: Context, events: EventStream<StreamItem>): EventStream<StreamItem> {
+export function userStream(ctx: SignedInContext, events: EventStream<StreamItem>): EventStream<StreamItem> {
   return events.through((event) => {
     if (event.type === 'messageAdded') {
       events.emit(delivered(ctx, event));

@@ -75,10 +75,9 @@ function deliver(item: StreamItem) {
 }
 
 builder.subscriptionFields((t) => ({
-  conversationEvents: t.field({
+  conversationEvents: t.withAuth({ signedIn: true }).field({
     type: ConversationEvent,
     description: 'Messages added, edited and deleted, typing and read receipts of one conversation.',
-    authScopes: { signedIn: true },
     args: { conversationId: t.arg.id({ required: true, description: 'A conversation you can read (FORBIDDEN otherwise).' }) },
     // Read, listen, read again. The first read refuses a stranger before the bus is touched and
     // fixes where the stream starts: every message after it reaches the subscriber, from the bus
@@ -96,11 +95,10 @@ builder.subscriptionFields((t) => ({
     },
     resolve: deliver,
   }),
-  userEvents: t.field({
+  userEvents: t.withAuth({ signedIn: true }).field({
     type: UserEvent,
     description: "New messages in the viewer's direct and group conversations, changes to their conversations, and calls.",
-    authScopes: { signedIn: true },
-    subscribe: (_root, _args, ctx) => ctx.bus.stream([topics.user(ctx.viewer!.id)], (events) => userStream(ctx, events)),
+    subscribe: (_root, _args, ctx) => ctx.bus.stream([topics.user(ctx.viewer.id)], (events) => userStream(ctx, events)),
     resolve: deliver,
   }),
 }));

@@ -51,10 +51,9 @@ export function messagesConnection(ctx: Context, conversationId: number, args: D
 }
 
 builder.queryFields((t) => ({
-  messages: t.connection({
+  messages: t.withAuth({ signedIn: true }).connection({
     type: MessageRef,
     description: 'History of a conversation you can read, oldest first within a page: the newest 50 without paging arguments; catch up with `first` and `after: <last id seen>`, page back with `last` and `before`.',
-    authScopes: { signedIn: true },
     args: { conversationId: t.arg.id({ required: true, description: 'The conversation.' }) },
     resolve: async (_root, { conversationId, ...args }, ctx) => {
       const { conversation } = await requireReadable(ctx, conversationId);
@@ -76,32 +75,28 @@ const SendMessageInput = builder.inputType('SendMessageInput', {
 });
 
 builder.mutationFields((t) => ({
-  sendMessage: t.field({
+  sendMessage: t.withAuth({ signedIn: true }).field({
     type: MessageRef,
     description: "Sends a message; its participants' conversationEvents and userEvents get it once it is stored.",
-    authScopes: { signedIn: true },
     args: { input: t.arg({ type: SendMessageInput, required: true, description: 'Where to, what, and your clientId for safe retries.' }) },
     resolve: (_root, { input }, ctx) => sendMessage(ctx, input),
   }),
-  editMessage: t.field({
+  editMessage: t.withAuth({ signedIn: true }).field({
     type: MessageRef,
     description: 'Replaces the text of one of your messages.',
-    authScopes: { signedIn: true },
     args: {
       id: t.arg.id({ required: true, description: 'The message.' }),
       content: t.arg.string({ required: true, description: 'The new text, at most 10,000 characters (empty only when the message has attachments).' }),
     },
     resolve: (_root, { id, content }, ctx) => editMessage(ctx, id, content),
   }),
-  deleteMessage: t.id({
+  deleteMessage: t.withAuth({ signedIn: true }).id({
     description: 'Deletes a message (its sender, or an admin) and returns its id.',
-    authScopes: { signedIn: true },
     args: { id: t.arg.id({ required: true, description: 'The message.' }) },
     resolve: (_root, { id }, ctx) => deleteMessage(ctx, id),
   }),
-  setTyping: t.boolean({
+  setTyping: t.withAuth({ signedIn: true }).boolean({
     description: 'Tells the conversation you are typing; repeat every few seconds while you do (it lapses after 6 seconds).',
-    authScopes: { signedIn: true },
     args: {
       conversationId: t.arg.id({ required: true, description: 'The conversation.' }),
       isTyping: t.arg.boolean({ required: true, description: 'true while typing, false once stopped.' }),
@@ -133,10 +128,9 @@ builder.objectFields(ConversationRef, (t) => ({
 }));
 
 builder.mutationFields((t) => ({
-  markConversationRead: t.field({
+  markConversationRead: t.withAuth({ signedIn: true }).field({
     type: ConversationRef,
     description: 'Moves your read position forward to messageId (default: the last message); never back.',
-    authScopes: { signedIn: true },
     args: {
       conversationId: t.arg.id({ required: true, description: 'The conversation.' }),
       messageId: t.arg.id({ description: 'The last message read; the newest when not given.' }),

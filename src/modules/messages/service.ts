@@ -1,11 +1,11 @@
 import { z } from 'zod';
 import type { File, MessageKind } from '../../generated/prisma/client.ts';
-import type { Context } from '../../schema/context.ts';
+import type { Context, SignedInContext } from '../../schema/context.ts';
 import { badInput, forbidden, notFound } from '../../lib/errors.ts';
 import { topics, type BusEvent, type MessageSnapshot } from '../../lib/events.ts';
 import { parseDatabaseId } from '../../lib/ids.ts';
 import { isUniqueViolation, parseInput } from '../../lib/validation.ts';
-import { parseId, requireMember, requireReadable, viewerId } from '../conversations/access.ts';
+import { parseId, requireMember, requireReadable } from '../conversations/access.ts';
 import { announceUpdate, ensureDirectConversation, memberIds } from '../conversations/service.ts';
 import { messageInclude, messageSnapshot, type MessageRecord } from './snapshot.ts';
 import { userSnapshot } from '../users/snapshot.ts';
@@ -55,8 +55,8 @@ function kindFromFiles(files: File[]): MessageKind {
  * commit. The same sender sending the same clientId again gets the first message back (a
  * unique index decides, not a cache), and no second event.
  */
-export async function sendMessage(ctx: Context, input: unknown): Promise<MessageSnapshot> {
-  const me = viewerId(ctx);
+export async function sendMessage(ctx: SignedInContext, input: unknown): Promise<MessageSnapshot> {
+  const me = ctx.viewer.id;
   const data = parseInput(sendRules, input);
   if (data.clientId) {
     const earlier = await findByClientId(ctx, me, data.clientId);
@@ -100,7 +100,7 @@ export async function sendMessage(ctx: Context, input: unknown): Promise<Message
   const { memberIds: members, ...columns } = stored;
   // The spread last, as in messageSnapshot.
   const record: MessageRecord = {
-    sender: ctx.viewer!.user,
+    sender: ctx.viewer.user,
     attachments: files.map((f) => ({ ...f, messageId: stored.id, conversationId })),
     replyTo,
     ...columns,
@@ -140,7 +140,7 @@ async function findByClientId(ctx: Context, senderId: number, clientId: string):
 }
 
 /** Files the sender uploaded, not yet attached, and not uploaded to another conversation. */
-async function attachableFiles(ctx: Context, ids: Array<string | number>, conversationId: number): Promise<File[]> {
+async function attachableFiles(ctx: SignedInContext, ids: Array<string | number>, conversationId: number): Promise<File[]> {
   if (ids.length === 0) return [];
   const wanted = [...new Set(ids.map(Number))];
   const files = wanted.every(Number.isSafeInteger)
@@ -148,7 +148,7 @@ async function attachableFiles(ctx: Context, ids: Array<string | number>, conver
     : [];
   for (const id of wanted) {
     const file = files.find((f) => f.id === id);
-    if (!file || file.uploaderId !== ctx.viewer!.id) throw badInput({ attachmentIds: `file ${id} is not one of your uploads` });
+    if (!file || file.uploaderId !== ctx.viewer.id) throw badInput({ attachmentIds: `file ${id} is not one of your uploads` });
     if (file.messageId !== null) throw badInput({ attachmentIds: `file ${id} is already attached to a message` });
     if (file.conversationId !== null && file.conversationId !== conversationId) {
       throw badInput({ attachmentIds: `file ${id} was uploaded to another conversation` });
@@ -157,18 +157,18 @@ async function attachableFiles(ctx: Context, ids: Array<string | number>, conver
   return files;
 }
 
-async function ownMessage(ctx: Context, id: string | number, allowAdmin: boolean) {
-  const me = viewerId(ctx);
+async function ownMessage(ctx: SignedInContext, id: string | number, allowAdmin: boolean) {
+  const me = ctx.viewer.id;
   const messageId = parseId(id, 'Message');
   const message = await ctx.db.message.findUnique({ where: { id: messageId }, include: { conversation: true } });
   if (!message || message.deletedAt) throw notFound('Message');
-  const isAdmin = allowAdmin && ctx.viewer!.role === 'ADMIN';
+  const isAdmin = allowAdmin && ctx.viewer.role === 'ADMIN';
   if (!isAdmin) await requireReadable(ctx, message.conversationId);
   if (message.senderId !== me && !isAdmin) throw forbidden('Only the sender can change this message');
   return message;
 }
 
-export async function editMessage(ctx: Context, id: string, content: string): Promise<MessageSnapshot> {
+export async function editMessage(ctx: SignedInContext, id: string, content: string): Promise<MessageSnapshot> {
   const message = await ownMessage(ctx, id, false);
   const text = parseInput(z.object({ content: contentRule }), { content }).content;
   const hasFiles = (await ctx.db.file.count({ where: { messageId: message.id, deletedAt: null } })) > 0;
@@ -191,7 +191,7 @@ export async function editMessage(ctx: Context, id: string, content: string): Pr
 }
 
 /** Removes a message from history (sender or site admin); the others are told. */
-export async function deleteMessage(ctx: Context, id: string): Promise<number> {
+export async function deleteMessage(ctx: SignedInContext, id: string): Promise<number> {
   const message = await ownMessage(ctx, id, true);
   await ctx.db.$transaction(async (tx) => {
     await tx.message.update({ where: { id: message.id }, data: { deletedAt: new Date(), content: '' } });
@@ -250,8 +250,8 @@ export async function messagePage(
 }
 
 /** Moves the viewer's read pointer forward (never back) and tells the conversation. */
-export async function markConversationRead(ctx: Context, conversationId: string, messageId?: string | null) {
-  const me = viewerId(ctx);
+export async function markConversationRead(ctx: SignedInContext, conversationId: string, messageId?: string | null) {
+  const me = ctx.viewer.id;
   const { conversation, membership } = await requireReadable(ctx, conversationId);
   if (!membership) throw forbidden('Join this conversation to track what you have read');
   let upTo: number | null = null;
@@ -275,7 +275,7 @@ export async function markConversationRead(ctx: Context, conversationId: string,
       type: 'readReceipt',
       conversationId: conversation.id,
       // The row read when the request was authenticated: no need to read it again.
-      user: userSnapshot(ctx.viewer!.user),
+      user: userSnapshot(ctx.viewer.user),
       messageId: upTo,
       readAt: moved[0].lastReadAt.toISOString(),
     });
@@ -284,9 +284,9 @@ export async function markConversationRead(ctx: Context, conversationId: string,
   return conversation;
 }
 
-export async function setTyping(ctx: Context, conversationId: string, isTyping: boolean): Promise<boolean> {
+export async function setTyping(ctx: SignedInContext, conversationId: string, isTyping: boolean): Promise<boolean> {
   const { conversation, membership } = await requireReadable(ctx, conversationId);
   if (!membership) throw forbidden('Join this conversation to type in it');
-  await ctx.typing.set(conversation.id, userSnapshot(ctx.viewer!.user), isTyping);
+  await ctx.typing.set(conversation.id, userSnapshot(ctx.viewer.user), isTyping);
   return true;
 }

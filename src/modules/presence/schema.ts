@@ -39,10 +39,9 @@ async function* presenceStream(ctx: Context, ids: number[], changes: EventStream
 }
 
 builder.subscriptionFields((t) => ({
-  presence: t.field({
+  presence: t.withAuth({ signedIn: true }).field({
     type: PresenceEvent,
     description: 'The current state of each user, then every change (online, or offline with lastSeenAt).',
-    authScopes: { signedIn: true },
     args: { userIds: t.arg.idList({ required: true, description: 'The users to watch, at most 200.' }) },
     subscribe: async (_root, { userIds }, ctx) => {
       // Checked before the stream starts, so a bad request is an ordinary GraphQL error.

@@ -18,15 +18,13 @@ builder.queryFields((t) => ({
 }));
 
 builder.mutationFields((t) => ({
-  savePushSubscription: t.boolean({
+  savePushSubscription: t.withAuth({ signedIn: true }).boolean({
     description: "Registers this browser's web-push subscription (PushManager.subscribe) for your notifications.",
-    authScopes: { signedIn: true },
     args: { input: t.arg({ type: PushSubscriptionInput, required: true, description: "The subscription's endpoint and keys, from PushSubscription.toJSON()." }) },
     resolve: (_root, { input }, ctx) => savePushSubscription(ctx, input),
   }),
-  deletePushSubscription: t.boolean({
+  deletePushSubscription: t.withAuth({ signedIn: true }).boolean({
     description: 'Stops web push to a subscription, as after PushSubscription.unsubscribe().',
-    authScopes: { signedIn: true },
     args: { endpoint: t.arg.string({ required: true, description: "The subscription's endpoint." }) },
     resolve: (_root, { endpoint }, ctx) => deletePushSubscription(ctx, endpoint),
   }),

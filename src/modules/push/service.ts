@@ -1,8 +1,7 @@
 import { z } from 'zod';
-import type { Context } from '../../schema/context.ts';
+import type { SignedInContext } from '../../schema/context.ts';
 import { notFound } from '../../lib/errors.ts';
 import { parseInput } from '../../lib/validation.ts';
-import { viewerId } from '../conversations/access.ts';
 
 /**
  * Browser push subscriptions (the Web Push API's PushSubscription). They are stored per user;
@@ -15,16 +14,16 @@ const subscriptionRules = z.object({
   userAgent: z.string().max(512).nullish(),
 });
 
-export async function savePushSubscription(ctx: Context, input: unknown): Promise<boolean> {
-  const userId = viewerId(ctx);
+export async function savePushSubscription(ctx: SignedInContext, input: unknown): Promise<boolean> {
+  const userId = ctx.viewer.id;
   const data = parseInput(subscriptionRules, input);
   const fields = { userId, p256dh: data.p256dh, auth: data.auth, userAgent: data.userAgent ?? null };
   await ctx.db.pushSubscription.upsert({ where: { endpoint: data.endpoint }, create: { endpoint: data.endpoint, ...fields }, update: fields });
   return true;
 }
 
-export async function deletePushSubscription(ctx: Context, endpoint: string): Promise<boolean> {
-  const userId = viewerId(ctx);
+export async function deletePushSubscription(ctx: SignedInContext, endpoint: string): Promise<boolean> {
+  const userId = ctx.viewer.id;
   const { count } = await ctx.db.pushSubscription.deleteMany({ where: { endpoint: endpoint.trim(), userId } });
   if (count === 0) throw notFound('Push subscription');
   return true;

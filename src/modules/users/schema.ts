@@ -73,10 +73,9 @@ builder.queryFields((t) => ({
     resolve: (query, _root, _args, ctx) =>
       ctx.viewer ? ctx.db.user.findUnique({ ...query, where: { id: ctx.viewer.id } }) : null,
   }),
-  user: t.prismaField({
+  user: t.withAuth({ signedIn: true }).prismaField({
     type: 'User',
     nullable: true,
-    authScopes: { signedIn: true },
     description: 'A user by id, username, or exact email address (public emails only, unless it is yours).',
     args: {
       id: t.arg.id({ description: 'The user id; or give username or email.' }),
@@ -100,11 +99,10 @@ builder.queryFields((t) => ({
       return ctx.db.user.findUnique({ ...query, where });
     },
   }),
-  users: t.prismaConnection({
+  users: t.withAuth({ signedIn: true }).prismaConnection({
     type: 'User',
     cursor: 'id',
     description: 'The user directory by id, optionally filtered by a search.',
-    authScopes: { signedIn: true },
     defaultSize: 20,
     maxSize: 100,
     args: { search: t.arg.string({ description: 'Part of a username, display name or public email, in any case.' }) },
@@ -128,20 +126,18 @@ const UpdateProfileInput = builder.inputType('UpdateProfileInput', {
 });
 
 builder.mutationFields((t) => ({
-  updateProfile: t.prismaField({
+  updateProfile: t.withAuth({ signedIn: true }).prismaField({
     type: 'User',
     description: "Changes the viewer's profile, or (admins) the profile of userId.",
-    authScopes: { signedIn: true },
     args: {
       input: t.arg({ type: UpdateProfileInput, required: true, description: 'The fields to change: those left out stay as they are.' }),
       userId: t.arg.id({ description: 'Admins: whose profile; your own when not given.' }),
     },
-    resolve: (query, _root, { input, userId }, ctx) => updateProfile(ctx, ownAccountOrAdmin(ctx, userId), input, query),
+    resolve: (query, _root, { input, userId }, ctx) => updateProfile(ctx, ownAccountOrAdmin(ctx.viewer, userId), input, query),
   }),
-  deleteUser: t.id({
+  deleteUser: t.withAuth({ signedIn: true }).id({
     description: 'Deletes an account (your own, or any as an admin): its sessions end, its messages stay without a sender.',
-    authScopes: { signedIn: true },
     args: { id: t.arg.id({ required: true, description: 'The account; your own id unless you are an admin.' }) },
-    resolve: async (_root, { id }, ctx) => String(await deleteUser(ctx, ownAccountOrAdmin(ctx, id))),
+    resolve: async (_root, { id }, ctx) => String(await deleteUser(ctx, ownAccountOrAdmin(ctx.viewer, id))),
   }),
 }));

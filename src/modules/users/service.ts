@@ -1,17 +1,15 @@
 import type { Prisma } from '../../generated/prisma/client.ts';
-import type { Context } from '../../schema/context.ts';
 import type { Services } from '../../services/services.ts';
 import type { Viewer } from '../viewer/viewer.ts';
-import { conflict, forbidden, notFound, unauthenticated } from '../../lib/errors.ts';
+import { conflict, forbidden, notFound } from '../../lib/errors.ts';
 import { announceSessionChange } from '../viewer/sessions.ts';
 import { parseInput, uniqueViolation } from '../../lib/validation.ts';
 import { profileRules } from './rules.ts';
 
 /** The account an operation on `userId` may touch: the viewer's own, or any for an admin. */
-export function ownAccountOrAdmin(ctx: Context, userId?: string | null): number {
-  if (!ctx.viewer) throw unauthenticated();
-  if (userId == null || userId === String(ctx.viewer.id)) return ctx.viewer.id;
-  if (ctx.viewer.role !== 'ADMIN') throw forbidden('You can only change your own account');
+export function ownAccountOrAdmin(viewer: Viewer, userId?: string | null): number {
+  if (userId == null || userId === String(viewer.id)) return viewer.id;
+  if (viewer.role !== 'ADMIN') throw forbidden('You can only change your own account');
   const id = Number(userId);
   if (!Number.isSafeInteger(id)) throw notFound('User');
   return id;
