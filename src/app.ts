@@ -28,6 +28,8 @@ import { SocketRegistry } from './realtime/registry.ts';
 import type { SocketIoDialect, WsDialect } from './realtime/session.ts';
 import { sendGraphQLError, sendJson } from './transports/http.ts';
 import { handleMultipart } from './transports/graphql-multipart.ts';
+import { serveGraphiQLAsset } from './transports/graphiql-assets.ts';
+import { GRAPHIQL_ASSETS_PATH } from './graphql/graphiql-page.ts';
 import { serveHome } from './transports/home.ts';
 import { serveFile } from './modules/files/http.ts';
 import { createStorage } from './storage/storage.ts';
@@ -155,6 +157,7 @@ async function assemble(services: Services, database: Database, instanceId: stri
     if (pathname === '/') return void serveHome(req, res, config);
     if (pathname === '/health') return void health(res);
     if (pathname === '/metrics') return void sendJson(res, 200, metrics());
+    if (pathname.startsWith(GRAPHIQL_ASSETS_PATH)) return void serveGraphiQLAsset(req, res, pathname).catch(fail);
     if (pathname === '/graphql' || pathname.startsWith('/graphql/')) {
       if (req.method === 'POST' && /^multipart\/form-data/i.test(req.headers['content-type'] ?? '')) {
         return void handleMultipart(services, yoga, req, res).catch(fail);

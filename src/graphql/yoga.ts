@@ -7,6 +7,7 @@ import { isDataException } from '../lib/validation.ts';
 import { createContext, type Context, type Services } from './context.ts';
 import { corsOrigins, type Config } from '../config.ts';
 import { graphiqlOptions } from './graphiql.ts';
+import { renderGraphiQLPage } from './graphiql-page.ts';
 import { inputChecks } from './input.ts';
 import { queryLimits } from './limits.ts';
 import { schema } from './schema.ts';
@@ -188,6 +189,8 @@ export function createGraphQLServer(
     maskedErrors: { maskError: maskError(services.log) },
     cors: corsFor(services.config),
     graphiql: graphiqlOptions,
+    // Its scripts and styles from this server, not a CDN.
+    renderGraphiQL: renderGraphiQLPage,
     landingPage: false,
     plugins: [responseHeaders(), queryStringJson(), inputChecks(), ...queryLimits(services.config), operationLog(), eventResults.plugin()],
     context: (initial) => {
