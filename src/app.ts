@@ -29,6 +29,8 @@ import { SocketRegistry } from './realtime/registry.ts';
 import type { SocketIoDialect, WsDialect } from './realtime/session.ts';
 import { sendGraphQLError, sendJson } from './transports/http.ts';
 import { handleMultipart } from './transports/graphql-multipart.ts';
+import { serveGraphiQLAsset } from './transports/graphiql-assets.ts';
+import { GRAPHIQL_ASSETS_PATH } from './graphql/graphiql-page.ts';
 import { serveHome, type DialectMount } from './transports/home.ts';
 import { serveFile } from './transports/file-links.ts';
 import { createStorage } from './storage/storage.ts';
@@ -153,6 +155,8 @@ async function assemble(services: Services, database: Database, instanceId: stri
     if (pathname === '/') return void serveHome(req, res, config, mounts);
     if (pathname === '/health') return void health(res);
     if (pathname === '/metrics') return void sendJson(res, 200, metrics());
+    // GraphiQL's own files, before /graphql: they are not operations, and count against no limit.
+    if (pathname.startsWith(GRAPHIQL_ASSETS_PATH)) return void serveGraphiQLAsset(req, res, pathname).catch(fail);
     if (pathname === '/graphql' || pathname.startsWith('/graphql/')) return void graphql(req, res).catch(fail);
     if ((pathname.startsWith('/files/') || pathname.startsWith('/avatars/')) && (req.method === 'GET' || req.method === 'HEAD')) {
       return void serveFile(services, req, res, url).catch(fail);

@@ -7,6 +7,7 @@ import { isDataException } from '../lib/validation.ts';
 import { createContext, type Context } from '../schema/context.ts';
 import { type Services } from '../services/services.ts';
 import { graphiqlOptions } from './graphiql.ts';
+import { renderGraphiQLPage } from './graphiql-page.ts';
 import { inputChecks } from './input.ts';
 import { queryLimits } from './limits.ts';
 import { schema } from './schema.ts';
@@ -161,6 +162,8 @@ export function createGraphQLServer(
     // sets CORS headers (and request ids) on /graphql as on every other path, before Yoga.
     cors: false,
     graphiql: graphiqlOptions,
+    // Its scripts and styles from this server, not a CDN.
+    renderGraphiQL: renderGraphiQLPage,
     landingPage: false,
     plugins: [queryStringJson(), inputChecks(), ...queryLimits(services.config), operationLog(), eventResults.plugin()],
     context: (initial) => {

@@ -142,7 +142,8 @@ export function applyHttpPolicy(config: Config, req: http.IncomingMessage, res: 
   res.setHeader('referrer-policy', 'no-referrer');
   // Files may be shown in a frame of the app's own pages (a PDF or video preview), which can be
   // on another origin; nothing else is meant to be framed. Answers are data, never a page to
-  // run, so they may load nothing; GraphiQL's page loads its scripts and styles from a CDN.
+  // run, so they may load nothing; GraphiQL's page runs its own inline start-up script and
+  // loads its scripts, styles and editor workers from this server (graphql/graphiql-page.ts).
   if (!pathname.startsWith('/files/') && !pathname.startsWith('/avatars/')) {
     res.setHeader('x-frame-options', 'DENY');
     const graphiql = pathname === '/graphql' && wantsGraphiQL(req);
