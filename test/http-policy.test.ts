@@ -149,6 +149,7 @@ describe('request ids and security headers', () => {
       ['404', () => fetch(`${target.url}/nowhere`, { headers: id })],
       ['/health', () => fetch(`${target.url}/health`, { headers: id })],
       ['/metrics', () => fetch(`${target.url}/metrics`, { headers: id })],
+      ['Socket.IO polling', () => fetch(`${target.url}/socket.io/?EIO=4&transport=polling`, { headers: id })],
     ];
     for (const [surface, ask] of answers) {
       const res = await ask();
@@ -173,6 +174,7 @@ describe('request ids and security headers', () => {
       ['404', fetch(`${target.url}/nowhere`)],
       ['/health', fetch(`${target.url}/health`)],
       ['file link', fetch(file)],
+      ['Socket.IO polling', fetch(`${target.url}/socket.io/?EIO=4&transport=polling`)],
     ];
     for (const [surface, answer] of pages) {
       const res = await answer;
@@ -195,7 +197,7 @@ describe('request ids and security headers', () => {
       });
       await res.arrayBuffer();
     }
-    // GraphiQL's page loads its scripts and styles from a CDN: it is only kept out of frames.
+    // GraphiQL's page runs an inline start-up script: it is only kept out of frames.
     const graphiql = await fetch(`${target.url}/graphql`, { headers: { accept: 'text/html' } });
     expect(await graphiql.text()).toMatch(/graphiql/i);
     expect(graphiql.headers.get('content-security-policy')).toBe("frame-ancestors 'none'");

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
-import type { CorsOptions } from 'cors';
 import { corsOrigins, type Config } from '../config.ts';
 import { bearerToken } from '../modules/viewer/viewer.ts';
 import type { Services } from '../services/services.ts';
@@ -49,24 +48,6 @@ const ALLOWED_HEADERS = 'Content-Type, Authorization, X-Requested-With, X-Reques
 const EXPOSED_HEADERS = 'X-Request-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After';
 /** Seconds a browser may reuse a preflight's answer. */
 const PREFLIGHT_MAX_AGE = 600;
-
-/**
- * The same rule for Socket.IO's handshake and polling requests, in the form its `cors` option
- * takes (the `cors` package's options delegate); engine.io answers those requests itself.
- */
-export function socketIoCors(config: Config) {
-  return (req: { headers: http.IncomingHttpHeaders }, callback: (err: Error | null, options?: CorsOptions) => void) => {
-    const decision = corsDecision(config, req.headers.origin);
-    callback(null, {
-      // An empty list allows no origin: the answer then has no CORS headers, as elsewhere.
-      origin: decision ? decision.origin : [],
-      credentials: decision?.credentials ?? false,
-      methods: ALLOWED_METHODS,
-      exposedHeaders: EXPOSED_HEADERS,
-      maxAge: PREFLIGHT_MAX_AGE,
-    });
-  };
-}
 
 /** What a request says about how the client reached us. */
 export interface Forwarded {

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { Server, type Namespace, type Socket } from 'socket.io';
 import type { Services } from '../services/services.ts';
 import type { Gateway } from '../gateway/gateway.ts';
-import { socketIoCors } from '../http/policy.ts';
+import { applyHttpPolicy } from '../http/policy.ts';
 import type { SocketRegistry } from '../realtime/registry.ts';
 import { admit, type Connection, type Handshake, type SessionUser, type SocketIoDialect } from '../realtime/session.ts';
 
@@ -34,8 +34,6 @@ export function createSocketIoServer(
   const io = new Server({
     serveClient: false,
     allowEIO3: true,
-    // The HTTP policy's CORS rule, as on every other path: cookies cross origins only to those listed by name.
-    cors: socketIoCors(services.config),
   });
   // Plain HTTP requests (polling) reach engine.io through its own listener on the server; its
   // WebSocket upgrades come from our upgrade route table, which owns every upgrade.
@@ -44,6 +42,12 @@ export function createSocketIoServer(
   for (const listener of server.listeners('upgrade')) {
     if (!otherUpgradeListeners.has(listener)) server.off('upgrade', listener as () => void);
   }
+  // engine.io answers its HTTP requests (handshakes, polling) before our request listener sees
+  // them: the HTTP policy runs here for them, so they get the request id, CORS (preflights
+  // answered by the policy) and security headers of every other path.
+  io.engine.use((req: http.IncomingMessage, res: http.ServerResponse, next: () => void) => {
+    if (!applyHttpPolicy(services.config, req, res, '/socket.io/')) next();
+  });
   const redis: Redis[] = [];
   if (services.config.REDIS_URL) {
     const pub = new Redis(services.config.REDIS_URL, { lazyConnect: false });
