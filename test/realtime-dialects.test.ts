@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
+import jwt from 'jsonwebtoken';
 import ioV2 from 'socket.io-client-v2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -8,7 +9,7 @@ import { connectWs, gql, nextEvent, signUp, subscribe, type SignedUp } from './h
 import { directBetween, send } from './helpers/chat.ts';
 import { BanUser, Login, Presence } from './helpers/operations.ts';
 import { probeActivity, probeDialects } from './helpers/probe-dialect.ts';
-import { startServer, uniqueName, usingServices, type TestServer } from './helpers/server.ts';
+import { startServer, TEST_JWT_SECRET, uniqueName, usingServices, type TestServer } from './helpers/server.ts';
 import { io } from 'socket.io-client';
 import { connected, nextIo } from './helpers/sockets.ts';
 
@@ -188,6 +189,14 @@ describe.each<Transport>(['socket.io', 'ws'])('one dialect session over %s', (tr
 });
 
 describe('raw WebSocket', () => {
+  it('closes with 4401 when the access token expires', async () => {
+    const user = await signUp(server);
+    const { sub, sid } = jwt.decode(user.accessToken) as { sub: string; sid: number };
+    const shortLived = jwt.sign({ sub, sid, role: 'USER' }, TEST_JWT_SECRET, { expiresIn: 2 });
+    const client = await connectProbe('ws', server, shortLived);
+    expect(await client.closed).toEqual({ code: 4401, reason: 'Unauthorized: access token expired' });
+  });
+
   it('hands the path parameters to the dialect', async () => {
     const user = await signUp(server);
     const client = await connectProbe('ws', server, user.accessToken, 'room 42');
