@@ -32,6 +32,21 @@ const layers = [
   ['app', '^src/app\\.ts$|^src/main\\.ts$'],
 ];
 
+/**
+ * What a module offers the others (and the dialects): the files listed here. Everything else
+ * in a module is its own; app.ts and graphql/ (which assemble the schema and the services)
+ * may reach any file.
+ */
+const publicSurface = {
+  viewer: ['viewer', 'sessions'],
+  users: ['schema', 'snapshot', 'rules'],
+  conversations: ['access', 'schema', 'service'],
+  files: ['schema', 'snapshot'],
+  messages: ['schema', 'snapshot'],
+  calls: ['schema'],
+};
+const publicPaths = Object.entries(publicSurface).flatMap(([module, files]) => files.map((file) => `^src/modules/${module}/${file}\\.ts$`));
+
 const above = (i) => layers.slice(i + 1).map(([, path]) => path).join('|');
 
 module.exports = {
@@ -50,6 +65,20 @@ module.exports = {
       from: { path },
       to: { path: above(i) },
     })),
+    {
+      name: 'module-surface',
+      severity: 'error',
+      comment: "A module uses another module only through the files that one offers (publicSurface in .dependency-cruiser.cjs).",
+      from: { path: '^src/modules/([^/]+)/' },
+      to: { path: '^src/modules/', pathNot: ['^src/modules/$1/', ...publicPaths] },
+    },
+    {
+      name: 'module-surface-outside',
+      severity: 'error',
+      comment: "Outside the modules, only app.ts and graphql/ (which assemble them) reach past a module's offered files.",
+      from: { path: '^src/', pathNot: '^src/modules/|^src/graphql/|^src/app\\.ts$' },
+      to: { path: '^src/modules/', pathNot: publicPaths },
+    },
     {
       name: 'no-unknown-folder',
       severity: 'error',
