@@ -207,6 +207,33 @@ describe('conversationEvents', () => {
     await ws.client.dispose();
   });
 
+  it('reads every hole at once when several events are lost, keeping the order', async () => {
+    const id = await directBetween(server, alice, bob);
+    const { ws, events, first } = await watch(bob, id);
+    // Counts the stream's reads of this conversation's messages by seq (its gap reads).
+    const messages = server.app.services.db.message;
+    const findMany = messages.findMany;
+    let gapReads = 0;
+    messages.findMany = ((args: { where?: { conversationId?: number; seq?: unknown } }) => {
+      if (args?.where?.conversationId === Number(id) && args.where.seq) gapReads++;
+      return findMany.call(messages, args as never);
+    }) as typeof findMany;
+    try {
+      const sent = [];
+      for (const [i, lose] of [true, false, true, false].entries()) {
+        const repair = lose ? loseNextMessageEvent(id) : () => {};
+        sent.push(await send(server, alice, id, `hole test ${i}`));
+        repair();
+      }
+      const got = [(await first).value!, ...(await Promise.all([1, 2, 3].map(() => nextEvent(events, 'the next message'))))].map(messageId);
+      expect(got).toEqual(sent.map((m) => m.id));
+      expect(gapReads).toBe(1);
+    } finally {
+      messages.findMany = findMany;
+    }
+    await ws.client.dispose();
+  });
+
   it('stops a removed member’s stream at once with FORBIDDEN', async () => {
     const carol = await signUp(server);
     const made = await gql(server, CreateConversation, { input: { kind: 'GROUP', title: 'Leavers', participantIds: [bob.id, carol.id] } }, alice.accessToken);

@@ -18,9 +18,9 @@ const GAP_WAIT_MS = 1500;
  * The events of one conversation for one viewer, in order, decided as each event arrives.
  * Messages carry their sequence number: one that arrives ahead of an earlier one (two
  * instances publishing at once) is held until the earlier one arrives, or until the missing
- * ones are read from the database if they have not come within GAP_WAIT_MS. Typing of the
- * viewer themself is left out, and the stream ends as soon as the viewer is removed from the
- * conversation. The stream starts at `nextSeq`; `conversation` was read after listening began.
+ * ones are read from the database (every hole at once) if they have not come within
+ * GAP_WAIT_MS. Typing of the viewer themself is left out, and the stream ends as soon as the
+ * viewer is removed from the conversation. The stream starts at `nextSeq`; `conversation` was read after listening began.
  */
 export function conversationStream(
   ctx: SignedInContext,
@@ -86,7 +86,9 @@ export function conversationStream(
       if (!events.isClosed) arrived.forEach(accept);
     }
   };
-  const fillGap = () => (held.size > 0 ? fill(Math.min(...held.keys())) : undefined);
+  // Every hole up to the newest message held is read at once: reading only up to the first one
+  // held made each further hole wait GAP_WAIT_MS more, and everything newer behind it.
+  const fillGap = () => (held.size > 0 ? fill(Math.max(...held.keys()) + 1) : undefined);
 
   const accept = (event: BusEvent) => {
     if (backlog) {
