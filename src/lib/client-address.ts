@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Config } from '../config.ts';
 
 /**
  * The address a request came from, for limits counted per client. Behind a proxy we trust
@@ -32,4 +33,12 @@ export function addressKey(address: string): string {
   const right = tail ? tail.split(':') : [];
   const groups = address.includes('::') ? [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right] : left;
   return `${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}
+
+/**
+ * This server's origin as a client reached it, for absolute links: PUBLIC_URL when set, else
+ * the host and scheme the request used (as the HTTP policy read them), else HOST:PORT.
+ */
+export function publicOrigin(config: Config, host: string | null | undefined, proto: string | null | undefined): string {
+  return config.PUBLIC_URL?.replace(/\/$/, '') ?? `${proto === 'https' ? 'https' : 'http'}://${host ?? `${config.HOST}:${config.PORT}`}`;
 }

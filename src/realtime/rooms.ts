@@ -48,9 +48,4 @@ export class BusRooms {
   broadcast(room: string, event: string, payload: unknown): Promise<void> {
     return this.bus.publish(topics.room(this.dialect, room), { type: 'roomEvent', event, payload });
   }
-
-  /** Rooms with a member on this instance, for /metrics. */
-  get size(): number {
-    return this.rooms.size;
-  }
 }

@@ -199,10 +199,6 @@ export class DialectSession {
     })();
   }
 
-  following(key: string): boolean {
-    return this.follows.has(key);
-  }
-
   async unfollow(key: string): Promise<void> {
     const events = this.follows.get(key);
     this.follows.delete(key);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import DataLoader from 'dataloader';
+import { publicOrigin } from '../lib/client-address.ts';
 import type { Logger } from '../lib/logger.ts';
 import { authenticate, bearerToken, type Viewer } from '../modules/viewer/viewer.ts';
 import type { Services } from '../services/services.ts';
@@ -67,7 +68,7 @@ export async function createContext(
     requestId,
     clientAddress: request.clientAddress ?? 'unknown',
     clientGone: request.signal ?? undefined,
-    origin: services.config.PUBLIC_URL?.replace(/\/$/, '') ?? `${request.forwardedProto === 'https' ? 'https' : 'http'}://${request.host ?? `${services.config.HOST}:${services.config.PORT}`}`,
+    origin: publicOrigin(services.config, request.host, request.forwardedProto),
     loaders: new Map(),
     ...services,
     log: services.log.child({ requestId }),

@@ -1,6 +1,8 @@
 import type http from 'node:http';
 import type { Config } from '../config.ts';
-import { sendJson, transportContext } from './http.ts';
+import { forwarded } from '../http/policy.ts';
+import { publicOrigin } from '../lib/client-address.ts';
+import { sendJson } from './http.ts';
 
 /** Where a dialect is served: its REST mount, and its Socket.IO namespace or WebSocket path. */
 export interface DialectMount {
@@ -68,9 +70,8 @@ export function serveHome(req: http.IncomingMessage, res: http.ServerResponse, c
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     return sendJson(res, 405, { error: 'Method not allowed', allow: ['GET', 'HEAD'] }, { allow: 'GET, HEAD' });
   }
-  const { host, forwardedProto } = transportContext(req, config);
-  const origin = config.PUBLIC_URL?.replace(/\/$/, '') ?? `${forwardedProto === 'https' ? 'https' : 'http'}://${host ?? `${config.HOST}:${config.PORT}`}`;
-  const links = directory(origin, mounts);
+  const { host, proto } = forwarded(config, req.headers, req.socket.remoteAddress);
+  const links = directory(publicOrigin(config, host, proto), mounts);
   if (!req.headers.accept?.includes('text/html')) return sendJson(res, 200, links, { vary: 'Accept' });
   const html = page(links);
   res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(html), vary: 'Accept' });
