@@ -62,7 +62,7 @@ export function createSocketIoServer(
     async close() {
       for (const dialect of dialects) io.of(dialect.namespace).local.disconnectSockets(true);
       io.engine.close();
-      await Promise.all(redis.map((client) => client.quit().catch(() => client.disconnect())));
+      await Promise.all(redis.map(closeWhenSettled));
     },
   };
 }
@@ -114,4 +114,22 @@ function bindNamespace(nsp: Namespace, dialect: SocketIoDialect, services: Servi
     }
     session.open(connectionOf(socket), registry);
   });
+}
+
+/**
+ * Quits one of the adapter's Redis clients. A client still connecting holds the adapter's
+ * SUBSCRIBE commands, and quitting it then rejects them where nobody listens (an instance
+ * stopped right after it started did so): it is given a moment to connect first.
+ */
+async function closeWhenSettled(client: Redis): Promise<void> {
+  if (client.status === 'connecting' || client.status === 'connect' || client.status === 'wait') {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 2000);
+      client.once('ready', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+  await client.quit().catch(() => client.disconnect());
 }
