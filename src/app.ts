@@ -22,6 +22,7 @@ import { CallTimer } from './modules/calls/timer.ts';
 import { ensureDefaultRoom } from './modules/conversations/service.ts';
 import { TypingTimers } from './modules/conversations/typing.ts';
 import { DeliveryTracker } from './modules/messages/delivery.ts';
+import { ConversationWatch } from './modules/live/watch.ts';
 import { MessageWriter } from './modules/messages/writer.ts';
 import { PresenceService } from './modules/presence/service.ts';
 import { createGraphQLWebSocketServer } from './transports/graphql-ws.ts';
@@ -65,7 +66,9 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
   let bus: EventBus | undefined;
   try {
     await migrate(database.pool, log);
-    bus = config.REDIS_URL ? EventBus.redis(config.REDIS_URL) : EventBus.inProcess();
+    bus = config.REDIS_URL
+      ? EventBus.redis(config.REDIS_URL, log, config.SUBSCRIPTION_MAX_QUEUED)
+      : EventBus.inProcess(config.SUBSCRIPTION_MAX_QUEUED);
     const store = bus.redisClient ? new RedisPresenceStore(bus.redisClient) : new MemoryPresenceStore();
     const services: Services = {
       config,
@@ -74,6 +77,7 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
       bus,
       presence: new PresenceService(store, bus, database.prisma, config.PRESENCE_TTL * 1000, log),
       typing: new TypingTimers(bus),
+      conversationWatch: new ConversationWatch(database.pool, bus, log),
       delivery: new DeliveryTracker(database.pool, log),
       messageWriter: new MessageWriter(database.pool),
       calls: new CallTimer(config.CALL_RING_TIMEOUT, log),
@@ -246,6 +250,7 @@ async function assemble(services: Services, database: Database, instanceId: stri
         clearTimeout(grace);
         await presence.stop();
         services.typing.stop();
+        services.conversationWatch.stop();
         await services.calls.stop();
         await services.delivery.flush();
         stopControl();

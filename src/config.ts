@@ -67,6 +67,11 @@ const schema = z.object({
   /** Operations one graphql-ws socket may have running at once (subscriptions included). */
   WS_MAX_OPERATIONS: z.coerce.number().int().min(1).default(100),
   /**
+   * Events one subscription may leave unread (its client not reading its socket) before it is
+   * ended with UNAVAILABLE (`reason: TOO_FAR_BEHIND`), so that it subscribes again and catches up.
+   */
+  SUBSCRIPTION_MAX_QUEUED: z.coerce.number().int().min(1).default(10_000),
+  /**
    * Seconds between pings on raw WebSocket dialect connections; one that has not answered the
    * previous ping by the next is dropped (its user goes offline).
    */

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectWs, gql, nextEvent, signUp, subscribe } from './helpers/clients.ts';
-import { ConversationEvents, directBetween, listening, send, SetTyping } from './helpers/chat.ts';
+import { directBetween, send, SetTyping, watchConversation } from './helpers/chat.ts';
 import { BanUser, Login, Presence } from './helpers/operations.ts';
 import { spawnServer } from './helpers/process.ts';
 import { connectIo, nextIo } from './helpers/sockets.ts';
@@ -86,11 +86,7 @@ describe.runIf(usingServices)('two instances on one PostgreSQL and Redis', () =>
   it('delivers a message sent on one instance to a subscriber on the other, in order', async () => {
     const [sender, reader] = await Promise.all([signUp(a), signUp(b)]);
     const id = await directBetween(a, sender, reader);
-    const ws = connectWs(b, reader.accessToken);
-    const live = listening(b, `conversation:${id}`);
-    const events = subscribe(ws, ConversationEvents, { conversationId: id });
-    const first = events.next();
-    await live;
+    const { ws, events, first } = await watchConversation(b, reader, id);
     const sent = await Promise.all(['one', 'two', 'three', 'four', 'five'].map((text) => send(a, sender, id, text)));
     const received = [(await first).value!];
     for (let i = 1; i < sent.length; i++) received.push(await nextEvent(events, `message ${i + 1}`));
@@ -98,6 +94,26 @@ describe.runIf(usingServices)('two instances on one PostgreSQL and Redis', () =>
     expect(seqs).toEqual([1, 2, 3, 4, 5]);
     await gql(a, SetTyping, { conversationId: id, isTyping: true }, sender.accessToken);
     expect((await nextEvent(events, 'typing from the other instance')).data!.conversationEvents).toMatchObject({ __typename: 'TypingEvent', isTyping: true });
+    await ws.client.dispose();
+  });
+
+  it('keeps showing a user typing who refreshed on the other instance, and stops them once, 6 s after the last refresh', async () => {
+    const [typist, reader] = await Promise.all([signUp(a), signUp(b)]);
+    const id = await directBetween(a, typist, reader);
+    const { ws, events, first } = await watchConversation(b, reader, id);
+    const typing = (r: { data?: { conversationEvents: unknown } | null }) => r.data!.conversationEvents as { __typename: string; isTyping?: boolean };
+    await gql(a, SetTyping, { conversationId: id, isTyping: true }, typist.accessToken);
+    expect(typing((await first).value!)).toMatchObject({ __typename: 'TypingEvent', isTyping: true });
+    // Half-way through instance a's 6 s, the client's refresh goes to instance b.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    await gql(b, SetTyping, { conversationId: id, isTyping: true }, typist.accessToken);
+    const refreshedAt = Date.now();
+    expect(typing(await nextEvent(events, 'the refresh'))).toMatchObject({ isTyping: true });
+    // Instance a's timer runs out first and must stay silent: the stop is instance b's.
+    expect(typing(await nextEvent(events, 'the stop', 12_000))).toMatchObject({ __typename: 'TypingEvent', isTyping: false });
+    expect(Date.now() - refreshedAt).toBeGreaterThan(5500);
+    const after = await send(a, typist, id, 'done typing');
+    expect(typing(await nextEvent(events, 'the message after the stop'))).toMatchObject({ __typename: 'MessageAddedEvent', message: { id: after.id } });
     await ws.client.dispose();
   });
 

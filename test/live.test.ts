@@ -9,10 +9,12 @@ import {
   EditMessage,
   History,
   listening,
+  loseNextMessageEvent as loseNextMessageEventOf,
   MarkRead,
   send,
   SetTyping,
   UserEvents,
+  watchConversation,
 } from './helpers/chat.ts';
 import { graphql } from './generated/index.ts';
 import { startServer, type TestServer } from './helpers/server.ts';
@@ -35,15 +37,8 @@ beforeAll(async () => {
 });
 afterAll(() => server?.stop());
 
-/** Bob watching a conversation, live once this resolves. */
-async function watch(user: SignedUp, conversationId: string) {
-  const ws = connectWs(server, user.accessToken);
-  const live = listening(server, `conversation:${conversationId}`);
-  const events = subscribe(ws, ConversationEvents, { conversationId });
-  const first = events.next(); // starts the subscription
-  await live;
-  return { ws, events, first };
-}
+/** A user watching a conversation, live once this resolves. */
+const watch = (user: SignedUp, conversationId: string) => watchConversation(server, user, conversationId);
 
 describe('conversationEvents', () => {
   it('delivers added, edited and deleted messages, read receipts and typing to the other participant', async () => {
@@ -153,22 +148,7 @@ describe('conversationEvents', () => {
   });
 
   /** Fault injection: the bus loses the next message event of conversation `id`. Returns the repair. */
-  function loseNextMessageEvent(id: string) {
-    const bus = server.app.services.bus;
-    const publish = bus.publish.bind(bus);
-    let lost = false;
-    const conversationTopic = `conversation:${id}`;
-    bus.publish = async (topic, event) => {
-      const list = typeof topic === 'string' ? [topic] : topic;
-      if (!lost && event.type === 'messageAdded' && list.includes(conversationTopic)) {
-        lost = true;
-        const others = list.filter((t) => t !== conversationTopic);
-        return others.length > 0 ? publish(others, event) : undefined;
-      }
-      return publish(topic, event);
-    };
-    return () => (bus.publish = publish);
-  }
+  const loseNextMessageEvent = (id: string) => loseNextMessageEventOf(server, id);
   const messageId = (r: { data?: { conversationEvents: unknown } | null }) => (r.data!.conversationEvents as { message: { id: string } }).message.id;
 
   it('fills a gap from the database when an event is lost, keeping the order', async () => {

@@ -108,8 +108,9 @@ export class RestRouter {
     const entry = this.dialects.find(({ dialect }) => url.pathname === dialect.mount || url.pathname.startsWith(`${dialect.mount}/`));
     if (!entry) return false;
     void this.serve(entry.dialect, entry.routes, req, res, url).catch((err) => {
-      this.services.log.error({ err }, 'dialect route failed');
-      if (!res.headersSent) this.write(res, entry.dialect.errorReply(new GatewayError('INTERNAL_SERVER_ERROR', 'Internal server error'), null));
+      const failure = GatewayError.unexpected(err);
+      this.services.log[failure.code === 'UNAVAILABLE' ? 'warn' : 'error']({ err }, 'dialect route failed');
+      if (!res.headersSent) this.write(res, entry.dialect.errorReply(failure, null), retryAfterHeader(failure));
       else res.destroy();
     });
     return true;
@@ -176,6 +177,7 @@ export class RestRouter {
       const reply = dialect.errorReply(err, request);
       // Refused before its body was read (signed out, over a limit): the rest is not wanted.
       if (hasUnreadBody(req)) headers = { ...headers, connection: 'close' };
+      headers = { ...retryAfterHeader(err), ...headers };
       this.write(res, { ...reply, cookies: [...setCookies, ...(reply.cookies ?? [])] }, headers);
     } finally {
       await Promise.all(cleanup.map((discard) => discard()));
@@ -225,6 +227,12 @@ export class RestRouter {
     // An empty file input is sent as a part without a name: no file was chosen.
     for (const file of form.files) if (file.filename) request.files[file.field] = file;
   }
+}
+
+/** `Retry-After` for an answer that says when to come back (a transient failure, a limit). */
+function retryAfterHeader(err: GatewayError): Record<string, string> {
+  const seconds = err.extensions.retryAfter;
+  return typeof seconds === 'number' ? { 'retry-after': String(seconds) } : {};
 }
 
 function compile(route: Route): CompiledRoute {

@@ -2,7 +2,7 @@ import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { getOperationAST, type DocumentNode, type ExecutionResult, type GraphQLError } from 'graphql';
 import type { YogaServerInstance } from 'graphql-yoga';
 import type { Context } from '../schema/context.ts';
-import { isCodedError } from '../lib/errors.ts';
+import { isCodedError, isTransientFailure, RETRY_AFTER_SECONDS, UNAVAILABLE_MESSAGE } from '../lib/errors.ts';
 import type { TransportContext } from '../graphql/yoga.ts';
 
 /** Who a dialect call runs as, and where it came from (the same facts an HTTP request gives). */
@@ -26,6 +26,16 @@ export class GatewayError extends Error {
   /** Bad input in one field, worded as every dialect shows it: "field: problem". */
   static badField(field: string, problem: string): GatewayError {
     return new GatewayError('BAD_USER_INPUT', `${field}: ${problem}`, { [field]: problem });
+  }
+
+  /**
+   * An exception that is not an answer: a database or Redis failure that passes is UNAVAILABLE
+   * (the client retries), anything else an internal error that says nothing more.
+   */
+  static unexpected(err: unknown): GatewayError {
+    return isTransientFailure(err)
+      ? new GatewayError('UNAVAILABLE', UNAVAILABLE_MESSAGE, {}, { reason: 'TRANSIENT', retryAfter: RETRY_AFTER_SECONDS })
+      : new GatewayError('INTERNAL_SERVER_ERROR', 'Internal server error');
   }
 
   static from(error: GraphQLError): GatewayError {

@@ -3,6 +3,7 @@ import { getOperationAST, GraphQLError } from 'graphql';
 import { createGraphQLError, createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { forwarded } from '../http/policy.ts';
 import type { Logger } from '../lib/logger.ts';
+import { isTransientFailure, unavailable } from '../lib/errors.ts';
 import { isDataException } from '../lib/validation.ts';
 import { createContext, type Context } from '../schema/context.ts';
 import { type Services } from '../services/services.ts';
@@ -56,8 +57,9 @@ function yogaLogger(log: Logger) {
     error: (...args: unknown[]) => {
       const err = args.find((a) => a instanceof Error);
       const message = args.filter((a) => !(a instanceof Error)).map(String).join(' ') || 'graphql error';
-      // The client's own input refused by a library: maskError has logged it as such.
-      if (err && inputFault((err as GraphQLError).originalError ?? err)) return log.debug({ err }, message);
+      // The client's own input refused by a library, or a transient fault: maskError has logged it as such.
+      const original = err && ((err as GraphQLError).originalError ?? err);
+      if (original && (inputFault(original) || isTransientFailure(original))) return log.debug({ err }, message);
       log.error({ err }, message);
     },
   };
@@ -91,6 +93,11 @@ export function maskError(log: Logger) {
     if (isIntendedError(error)) return error as Error;
     const { path, nodes } = error as GraphQLError;
     const original = (error as GraphQLError).originalError ?? error;
+    if (isTransientFailure(original)) {
+      // The database or Redis failed for a moment: the client may retry, and is told so.
+      log.warn({ err: original, path }, 'operation failed on a transient fault; answered UNAVAILABLE');
+      return unavailable({ path });
+    }
     const fault = inputFault(original);
     if (fault) {
       log.warn({ err: original, path }, 'input refused by a library or the database');

@@ -2,6 +2,8 @@ import { EventEmitter } from 'node:events';
 import { PubSub, type PubSubEngine } from 'graphql-subscriptions';
 import { RedisPubSub } from 'graphql-redis-subscriptions';
 import { Redis } from 'ioredis';
+import type { Logger } from './logger.ts';
+import { AppError } from './errors.ts';
 
 /** A user as events carry it: public fields only, dates as ISO strings. */
 export interface UserSnapshot {
@@ -116,24 +118,29 @@ export interface EventBusStats {
 export class EventBus {
   private readonly perTopic = new Map<string, number>();
   private listeners = 0;
-  /** Emits `listen` (topic) once a listener is attached: lets tests await a live subscription. */
+  /**
+   * Emits `listen` (topic) once a listener is attached (lets tests await a live subscription),
+   * and `resync` once the bus is back after an outage with every topic subscribed again:
+   * what was published meanwhile is lost, and streams read it from the database (live/watch.ts).
+   */
   readonly activity = new EventEmitter();
 
   private constructor(
     private readonly engine: PubSubEngine,
+    /** Events a subscriber may leave unread before its subscription ends (`tooFarBehind`). */
+    private readonly maxQueued: number,
     private readonly redis?: { publisher: PublisherWithScripts; subscriber: Redis; serialize: (event: BusEvent) => string },
   ) {}
 
-  static inProcess(): EventBus {
+  static inProcess(maxQueued = MAX_QUEUED_EVENTS): EventBus {
     // A busy room has many listeners on one topic; EventEmitter's warning past 10 is a leak
     // heuristic that does not fit (the subscription clean-up test watches for real leaks).
     const eventEmitter = new EventEmitter();
     eventEmitter.setMaxListeners(0);
-    return new EventBus(new PubSub({ eventEmitter }));
+    return new EventBus(new PubSub({ eventEmitter }), maxQueued);
   }
 
-  static redis(url: string): EventBus {
-    // Subscribing puts a Redis connection in subscriber mode, so publishing needs its own.
+  static redis(url: string, log: Logger, maxQueued = MAX_QUEUED_EVENTS): EventBus {
     const options = { maxRetriesPerRequest: null, lazyConnect: false };
     // Commands issued in the same tick go out in one write.
     const publisher = new Redis(url, { ...options, enableAutoPipelining: true }) as PublisherWithScripts;
@@ -141,6 +148,7 @@ export class EventBus {
     publisher.defineCommand('publishToAll', {
       lua: "for _, channel in ipairs(KEYS) do redis.call('PUBLISH', channel, ARGV[1]) end return #KEYS",
     });
+    // Subscribing puts a Redis connection in subscriber mode, so publishing needs its own.
     const subscriber = new Redis(url, options);
     // An event that goes to several topics is serialised once.
     const serialized = new WeakMap<object, string>();
@@ -149,7 +157,19 @@ export class EventBus {
       if (text === undefined) serialized.set(payload, (text = JSON.stringify(payload)));
       return text;
     };
-    return new EventBus(new RedisPubSub({ publisher, subscriber, serializer: serialize }), { publisher, subscriber, serialize });
+    const bus = new EventBus(new RedisPubSub({ publisher, subscriber, serializer: serialize }), maxQueued, {
+      publisher,
+      subscriber,
+      serialize,
+    });
+    watchConnection(publisher, 'publisher', log);
+    watchConnection(subscriber, 'subscriber', log, () => {
+      // ioredis subscribes again right after 'ready' (in the same turn, after this listener);
+      // a PING queued behind those SUBSCRIBEs answers once they are in force, and from then on
+      // every event reaches this instance: what was published before is read from the database.
+      setImmediate(() => void subscriber.ping().catch(() => {}).then(() => bus.activity.emit('resync')));
+    });
+    return bus;
   }
 
   get mode(): 'redis' | 'in-process' {
@@ -190,7 +210,7 @@ export class EventBus {
    * Ending the iteration (`return()`, as `for await` and graphql-ws do) releases the topics.
    */
   async subscribe<T = BusEvent>(topicList: string[]): Promise<EventStream<T>> {
-    const stream = new EventStream<T>();
+    const stream = new EventStream<T>(this.maxQueued);
     const releases = await Promise.all(topicList.map((topic) => this.listen(topic, (event) => stream.push(event))));
     stream.onEnd(() => releases.forEach((release) => release()));
     return stream;
@@ -234,6 +254,40 @@ export class EventBus {
 }
 
 /**
+ * Logs a Redis connection's outage once (ioredis retries without end, and without a listener
+ * each failed attempt was an "Unhandled error event" line) and its return; `onBack` runs on
+ * each return after the first connect.
+ */
+function watchConnection(redis: Redis, role: string, log: Logger, onBack?: () => void): void {
+  let down = false;
+  let connected = false;
+  redis.on('error', (err: Error) => {
+    if (down) return;
+    down = true;
+    log.warn({ err, role }, 'event bus: Redis connection lost; retrying');
+  });
+  redis.on('ready', () => {
+    if (down) log.info({ role }, 'event bus: Redis connection back');
+    down = false;
+    if (connected) onBack?.();
+    connected = true;
+  });
+}
+
+/**
+ * Events queued for one subscriber that has not read them, past which it is dropped: a reader
+ * that far behind (a client that stopped reading its socket) would hold memory without end.
+ * A reader that keeps up has a few at most; a burst from one batched write is a few hundred.
+ */
+export const MAX_QUEUED_EVENTS = 10_000;
+
+/** The error a subscriber too far behind gets: it subscribes again, and reads what it missed by id. */
+export const tooFarBehind = () =>
+  new AppError('UNAVAILABLE', 'This subscription fell too far behind and was ended; subscribe again and fetch the messages after the last one you have', {
+    reason: 'TOO_FAR_BEHIND',
+  });
+
+/**
  * A subscription's queue, read with `for await`, holding what was pushed until it is read.
  * Without a filter the bus's events are what the reader gets; a filter set with `through`
  * decides as each event arrives, so an event the reader gets costs no extra async step.
@@ -246,6 +300,8 @@ export class EventStream<T = BusEvent> implements AsyncIterableIterator<T> {
   private closed = false;
   private failure?: { error: unknown };
   private readonly cleanups: Array<() => void> = [];
+
+  constructor(private readonly maxQueued = MAX_QUEUED_EVENTS) {}
 
   /** An event from the bus. */
   push(event: BusEvent): void {
@@ -260,7 +316,11 @@ export class EventStream<T = BusEvent> implements AsyncIterableIterator<T> {
     const waiting = this.waiting;
     this.waiting = undefined;
     if (waiting) waiting.resolve({ value: item, done: false });
-    else this.queue.push(item);
+    else if (this.queue.push(item) > this.maxQueued) {
+      // What is queued is dropped: the subscriber fetches it again by id when it comes back.
+      this.queue.length = 0;
+      this.finish(tooFarBehind());
+    }
   }
 
   /**

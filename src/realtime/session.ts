@@ -207,10 +207,10 @@ export class DialectSession {
 
   /** Tells the client why an event failed, in the dialect's `error` event; returns what it sent. */
   fail(err: unknown, event: string): unknown {
+    const failure = err instanceof GatewayError ? err : GatewayError.unexpected(err);
     if (!(err instanceof GatewayError)) {
-      this.services.log.error({ err, event, dialect: this.dialect.name }, 'socket event failed');
+      this.services.log[failure.code === 'UNAVAILABLE' ? 'warn' : 'error']({ err, event, dialect: this.dialect.name }, 'socket event failed');
     }
-    const failure = err instanceof GatewayError ? err : new GatewayError('INTERNAL_SERVER_ERROR', 'Internal server error');
     const payload = this.dialect.errorPayload(failure, event);
     if (!this.isClosed) this.send('error', payload);
     return payload;
@@ -284,8 +284,9 @@ export async function admit(
     return { session: new DialectSession(viewer, token, expiresAt!, handshake, gateway, dialect, services) };
   } catch (err) {
     if (err instanceof ConnectRefused) return { refused: err };
-    services.log.error({ err, dialect: dialect.name }, 'socket handshake failed');
-    return { refused: dialect.refuse('Internal server error') };
+    const failure = GatewayError.unexpected(err);
+    services.log[failure.code === 'UNAVAILABLE' ? 'warn' : 'error']({ err, dialect: dialect.name }, 'socket handshake failed');
+    return { refused: dialect.refuse(failure.message) };
   }
 }
 

@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import type http from 'node:http';
 import type { Socket } from 'node:net';
-import { getOperationAST, GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
+import { getOperationAST, GraphQLError, type ExecutionArgs, type ExecutionResult, type FormattedExecutionResult } from 'graphql';
 import type { SubscribePayload } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
@@ -9,7 +9,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { authenticate, bearerToken, type Viewer } from '../modules/viewer/viewer.ts';
 import { type Context } from '../schema/context.ts';
 import { type Services } from '../services/services.ts';
-import { AppError, isCodedError, unauthenticated } from '../lib/errors.ts';
+import { AppError, isCodedError, isTransientFailure, unauthenticated } from '../lib/errors.ts';
 import { operationContext, type TransportContext } from '../graphql/yoga.ts';
 import { transportContext } from './http.ts';
 import { countGraphQLOperation, forwarded, limitKey, MAX_JSON_BODY, rateLimited } from '../http/policy.ts';
@@ -96,6 +96,21 @@ class GraphQLSocket extends WebSocket {
 function asErrorResult(err: unknown): ExecutionResult {
   if (isCodedError(err)) return { errors: [err] };
   throw err;
+}
+
+/**
+ * An error's `http` extension (status and headers for GraphQL over HTTP, which Yoga reads and
+ * leaves out of the body) means nothing on a socket, and is left out here too.
+ */
+function errorWithoutHttp(error: GraphQLError): GraphQLError {
+  if (!error.extensions?.http) return error;
+  const { http: _http, ...extensions } = error.extensions;
+  return new GraphQLError(error.message, { nodes: error.nodes, path: error.path, extensions });
+}
+
+function withoutHttp(result: ExecutionResult | FormattedExecutionResult): ExecutionResult | FormattedExecutionResult | undefined {
+  if (!result.errors?.some((e) => e.extensions?.http)) return undefined;
+  return { ...result, errors: (result.errors as GraphQLError[]).map(errorWithoutHttp) };
 }
 
 const isSubscription = ({ document, operationName }: ExecutionArgs) => getOperationAST(document, operationName)?.operation === 'subscription';
@@ -239,7 +254,17 @@ export function createGraphQLWebSocketServer(
       onConnect: async (ctx) => {
         const { socket, request } = ctx.extra;
         const token = connectionToken(ctx.connectionParams, request.headers);
-        const { viewer, authProblem, expiresAt } = await authenticate(services, token);
+        let signIn;
+        try {
+          signIn = await authenticate(services, token);
+        } catch (err) {
+          if (!isTransientFailure(err)) throw err;
+          // The database is away for a moment: 1013 "try again later", and clients reconnect.
+          services.log.warn({ err }, 'graphql-ws sign-in failed on a transient fault');
+          socket.close(1013, 'Service briefly unavailable; reconnect');
+          return false;
+        }
+        const { viewer, authProblem, expiresAt } = signIn;
         if (token && !viewer) {
           socket.close(CLOSE_SESSION_ENDED, `Unauthorized: ${authProblem}`);
           return false;
@@ -257,9 +282,11 @@ export function createGraphQLWebSocketServer(
         const state = states.get(ctx.extra.socket);
         if (state) state.running--;
       },
-      onNext: (ctx, _id, _payload, args) => {
+      onNext: (ctx, _id, _payload, args, result) => {
         if (!isSubscription(args)) (ctx.extra.socket as GraphQLSocket).holdFramesForThisTurn();
+        return withoutHttp(result);
       },
+      onError: (_ctx, _id, _payload, errors) => errors.map(errorWithoutHttp),
       onSubscribe: async (ctx, id, payload) => {
         const state = states.get(ctx.extra.socket);
         if (!state) return [new GraphQLError('Unauthorized')];

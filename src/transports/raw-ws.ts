@@ -95,8 +95,11 @@ export function createRawWebSocketServer(services: Services, gateway: Gateway, r
     handleUpgrade(req, socket, head, dialect, params) {
       wss.handleUpgrade(req, socket, head, (ws) => {
         accept(ws, req, dialect, params).catch((err) => {
-          services.log.error({ err, dialect: dialect.name }, 'websocket connection failed');
-          ws.close(1011, 'Internal server error');
+          // 1013 "try again later" for a database or Redis away for a moment: clients reconnect.
+          const failure = GatewayError.unexpected(err);
+          const transient = failure.code === 'UNAVAILABLE';
+          services.log[transient ? 'warn' : 'error']({ err, dialect: dialect.name }, 'websocket connection failed');
+          ws.close(transient ? 1013 : 1011, transient ? 'Service briefly unavailable; reconnect' : 'Internal server error');
         });
       });
     },

@@ -1,5 +1,5 @@
 import { graphql } from '../generated/index.ts';
-import { code, gql, type SignedUp } from './clients.ts';
+import { code, connectWs, gql, subscribe, type SignedUp } from './clients.ts';
 import type { TestServer } from './server.ts';
 
 // Chat operations shared by the conversation, message and live-event suites.
@@ -241,4 +241,36 @@ export function listening(server: TestServer, topic: string, count = 1): Promise
     };
     activity.on('listen', onListen);
   });
+}
+
+/**
+ * Makes the bus drop the next new message's event on the conversation's topic (its members'
+ * own topics still get it), as Redis does with what is published while an instance subscribes
+ * again. Returns the function that puts the bus back.
+ */
+export function loseNextMessageEvent(server: TestServer, conversationId: string): () => void {
+  const bus = server.app.services.bus;
+  const publish = bus.publish.bind(bus);
+  let lost = false;
+  const conversationTopic = `conversation:${conversationId}`;
+  bus.publish = async (topic, event) => {
+    const list = typeof topic === 'string' ? [topic] : topic;
+    if (!lost && event.type === 'messageAdded' && list.includes(conversationTopic)) {
+      lost = true;
+      const others = list.filter((t) => t !== conversationTopic);
+      return others.length > 0 ? publish(others, event) : undefined;
+    }
+    return publish(topic, event);
+  };
+  return () => (bus.publish = publish);
+}
+
+/** A user's `conversationEvents` subscription on `server`, live once this resolves; `first` is its first event. */
+export async function watchConversation(server: TestServer, user: SignedUp, conversationId: string) {
+  const ws = connectWs(server, user.accessToken);
+  const live = listening(server, `conversation:${conversationId}`);
+  const events = subscribe(ws, ConversationEvents, { conversationId });
+  const first = events.next(); // starts the subscription
+  await live;
+  return { ws, events, first };
 }

@@ -58,7 +58,7 @@ export async function startCall(ctx: SignedInContext, input: unknown): Promise<C
   const callee = Number.isSafeInteger(calleeId) ? await ctx.db.user.findUnique({ where: { id: calleeId } }) : null;
   if (!callee || callee.status !== 'ACTIVE') throw notFound('User');
 
-  const call = await ctx.db.$transaction(async (tx) => {
+  const created = await ctx.db.$transaction(async (tx) => {
     // Lock both users' rows (in id order, so two calls between the same pair cannot deadlock)
     // so that two calls cannot both find the line free.
     await tx.$queryRaw`SELECT id FROM "User" WHERE id IN (${me}, ${calleeId}) ORDER BY id FOR UPDATE`;
@@ -66,11 +66,12 @@ export async function startCall(ctx: SignedInContext, input: unknown): Promise<C
       where: { status: { in: ['RINGING', 'IN_PROGRESS'] }, OR: [{ callerId: { in: [me, calleeId] } }, { calleeId: { in: [me, calleeId] } }] },
     });
     if (active) throw busy(active.callerId === me || active.calleeId === me ? 'You are' : 'This user is');
-    return tx.call.create({
-      data: { kind: data.kind, callerId: me, calleeId, offer: data.offer as object },
-      include: withParties,
-    });
+    return tx.call.create({ data: { kind: data.kind, callerId: me, calleeId, offer: data.offer as object } });
   });
+  // The parties are read after the commit: Prisma reads an include's relations at once, which
+  // inside a transaction (one connection) sends two statements on it together, which pg@9
+  // will refuse (pg warns of it now).
+  const call = await ctx.db.call.findUniqueOrThrow({ where: { id: created.id }, include: withParties });
   ctx.calls.ring(call.id);
   await announce(ctx, call, 'INCOMING', data.offer);
   return callSnapshot(call);

@@ -1,6 +1,7 @@
 import type { SignedInContext } from '../../schema/context.ts';
 import type { BusEvent, EventStream } from '../../lib/events.ts';
 import { messageInclude, messageSnapshot } from '../messages/snapshot.ts';
+import type { Follower } from './watch.ts';
 
 type Added = Extract<BusEvent, { type: 'messageAdded' }>;
 /**
@@ -31,6 +32,7 @@ export function conversationStream(
   const me = ctx.viewer.id;
   const held = new Map<number, Added>();
   let expected = nextSeq;
+  let lastHeard = Date.now();
   let gapTimer: NodeJS.Timeout | undefined;
   /** Events that arrive while missing messages are read: they follow those. */
   let backlog: BusEvent[] | undefined;
@@ -98,6 +100,7 @@ export function conversationStream(
     switch (event.type) {
       case 'messageAdded': {
         const { seq } = event.message;
+        lastHeard = Date.now();
         if (seq < expected) return; // already delivered (or from before this subscription)
         if (seq === expected && held.size === 0) {
           // The usual case, kept cheap: the next message, with nothing held back.
@@ -124,6 +127,20 @@ export function conversationStream(
   };
 
   events.through(accept);
+  // Messages stored whose events never came (lost by Redis, or by an instance stopped between
+  // its commit and its publish) are read when the watch finds the conversation ahead of us.
+  const follower: Follower = {
+    get expected() {
+      return expected;
+    },
+    get lastHeard() {
+      return lastHeard;
+    },
+    behind(lastSeq) {
+      if (!backlog && !events.isClosed) void fill(Math.max(lastSeq, ...held.keys()) + 1);
+    },
+  };
+  events.onEnd(ctx.conversationWatch.follow(conversation.id, follower));
   // Messages sent between the read that gave `nextSeq` and the moment listening began were
   // published before anyone here listened: they come from the database, once.
   if (conversation.lastSeq >= expected) void fill(conversation.lastSeq + 1);
@@ -144,10 +161,31 @@ function delivered(ctx: SignedInContext, event: Added): Added {
  * also an update of its conversation, announced right after it (one publish serves both).
  */
 export function userStream(ctx: SignedInContext, events: EventStream<StreamItem>): EventStream<StreamItem> {
+  const firstTime = recentIds(USER_STREAM_REMEMBERS);
   return events.through((event) => {
     if (event.type === 'messageAdded') {
+      if (!firstTime(event.message.id)) return;
       events.emit(delivered(ctx, event));
       events.emit({ type: 'conversationUpdated', conversationId: event.conversationId });
     } else if (event.type === 'conversationUpdated' || event.type === 'call') events.emit(event);
   });
+}
+
+/**
+ * Messages a user stream remembers having passed on. A send retried after a failure is
+ * announced again (messages/service.ts), and a user's stream, unlike a conversation's, has no
+ * `seq` to tell a message it had: it remembers the ids of the last ones instead.
+ */
+const USER_STREAM_REMEMBERS = 64;
+
+/** A check that answers true the first time it sees an id among the last `size` ids. */
+function recentIds(size: number): (id: number) => boolean {
+  const order: number[] = [];
+  const seen = new Set<number>();
+  return (id) => {
+    if (seen.has(id)) return false;
+    seen.add(id);
+    if (order.push(id) > size) seen.delete(order.shift()!);
+    return true;
+  };
 }

@@ -60,7 +60,7 @@ export async function sendMessage(ctx: SignedInContext, input: unknown): Promise
   const data = parseInput(sendRules, input);
   if (data.clientId) {
     const earlier = await findByClientId(ctx, me, data.clientId);
-    if (earlier) return earlier;
+    if (earlier) return publishAgain(ctx, earlier);
   }
   const target = data.conversationId ?? (await ensureDirectConversation(ctx, data.recipientId!)).id;
   const conversationId = parseId(target, 'Conversation');
@@ -106,11 +106,36 @@ export async function sendMessage(ctx: SignedInContext, input: unknown): Promise
     ...columns,
   };
   const message = messageSnapshot(record);
-  const event: BusEvent = { type: 'messageAdded', conversationId, message };
-  // On a member's own topic the message also stands for the conversation's update (last
-  // message, unread count): userStream announces both.
-  await ctx.bus.publish([topics.conversation(conversationId), ...(members ?? []).map(topics.user)], event);
+  await publishAdded(ctx, message, members);
   if (message.sender) await ctx.typing.stopIfTyping(conversationId, message.sender);
+  return message;
+}
+
+/**
+ * Announces a new message: on its conversation's topic, and on each member's own topic, where
+ * it also stands for the conversation's update (last message, unread count): userStream
+ * announces both. `members` is null for a public room.
+ */
+async function publishAdded(ctx: Context, message: MessageSnapshot, members: number[] | null): Promise<void> {
+  const event: BusEvent = { type: 'messageAdded', conversationId: message.conversationId, message };
+  await ctx.bus.publish([topics.conversation(message.conversationId), ...(members ?? []).map(topics.user)], event);
+}
+
+/** How long after a message is stored a retry of its send announces it again. */
+const PUBLISH_AGAIN_WITHIN_MS = 10 * 60_000;
+
+/**
+ * A retry of a send already stored. The first attempt may have failed between its commit and
+ * its publish (the connection lost, the instance stopped), its client seeing an error: then
+ * nobody live has heard of the message, so it is announced again. Streams drop what they had
+ * already (conversation streams by `seq`, user streams by id). A retry comes within moments;
+ * one that comes much later only gets the message back.
+ */
+async function publishAgain(ctx: Context, message: MessageSnapshot): Promise<MessageSnapshot> {
+  if (Date.now() - Date.parse(message.createdAt) > PUBLISH_AGAIN_WITHIN_MS || message.deletedAt) return message;
+  const conversation = await ctx.db.conversation.findUnique({ where: { id: message.conversationId }, select: { kind: true } });
+  const members = conversation?.kind === 'PUBLIC' ? null : await memberIds(ctx, message.conversationId);
+  await publishAdded(ctx, message, members);
   return message;
 }
 
@@ -173,11 +198,11 @@ export async function editMessage(ctx: SignedInContext, id: string, content: str
   const text = parseInput(z.object({ content: contentRule }), { content }).content;
   const hasFiles = (await ctx.db.file.count({ where: { messageId: message.id, deletedAt: null } })) > 0;
   if (!text && !hasFiles) throw badInput({ content: 'must not be empty' });
-  const record = await ctx.db.message.update({
-    where: { id: message.id },
-    data: { content: text, editedAt: new Date() },
-    include: messageInclude,
-  });
+  await ctx.db.message.update({ where: { id: message.id }, data: { content: text, editedAt: new Date() } });
+  // Read after the write rather than with it: Prisma runs a write with an include in a
+  // transaction (one connection) and reads the include's relations at once, two statements on
+  // that connection together, which pg@9 will refuse (pg warns of it now).
+  const record = await ctx.db.message.findUniqueOrThrow({ where: { id: message.id }, include: messageInclude });
   const snapshot = messageSnapshot(record);
   await ctx.bus.publish(topics.conversation(message.conversationId), {
     type: 'messageEdited',
