@@ -24,8 +24,11 @@ async function startFlags(): Promise<string[]> {
   return scripts.start.split(/\s+/).filter((word) => word.startsWith('--'));
 }
 
-/** Runs `npm start`'s entry point as its own process, as an operator would, on a free port. */
-export async function spawnServer(env: Record<string, string> = {}): Promise<ServerProcess> {
+/**
+ * Runs `npm start`'s entry point as its own process, as an operator would, on a free port.
+ * Its stderr is the test's, unless `stderr: 'pipe'` (then `child.stderr` is for the caller to read).
+ */
+export async function spawnServer(env: Record<string, string> = {}, options: { stderr?: 'inherit' | 'pipe' } = {}): Promise<ServerProcess> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'chat-proc-'));
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : [];
   const child = spawn(process.execPath, [...profile, ...(await startFlags()), '--import', 'tsx', 'src/main.ts'], {
@@ -38,12 +41,17 @@ export async function spawnServer(env: Record<string, string> = {}): Promise<Ser
       RATE_LIMITS: 'off',
       ...env,
     },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', options.stderr ?? 'inherit'],
   });
   // Its data directory (the embedded database, uploads) goes with the process.
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code))).then(async (code) => {
     await rm(dataDir, { recursive: true, force: true });
     return code;
+  });
+  // A piped stderr's first words go into a failed start's error (a config error is said there).
+  let startErrors = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    if (startErrors.length < 4000) startErrors += chunk.toString();
   });
   const entries: LogEntry[] = [];
   const lines = createInterface({ input: child.stdout! });
@@ -59,7 +67,7 @@ export async function spawnServer(env: Record<string, string> = {}): Promise<Ser
         resolve(entry);
       };
       lines.on('line', onLine);
-      void exited.then((code) => reject(new Error(`server process exited with ${code} before logging ${message}`)));
+      void exited.then((code) => reject(new Error(`server process exited with ${code} before logging ${message}${startErrors && `:\n${startErrors}`}`)));
     });
   const { url } = (await logged(/^listening$/)) as { url: string };
   return { url, wsUrl: `${url.replace(/^http/, 'ws')}/graphql`, child, exited, dataDir, logged };
