@@ -127,6 +127,8 @@ async function assemble(services: Services, database: Database, instanceId: stri
       if (!res.headersSent) sendJson(res, 500, { error: 'Internal error' });
       else res.destroy();
     };
+    // Stopping: the client's next request goes to another instance rather than this connection.
+    if (stopping) res.setHeader('connection', 'close');
     try {
       route(req, res, fail);
     } catch (err) {
@@ -241,13 +243,18 @@ async function assemble(services: Services, database: Database, instanceId: stri
     stop() {
       stopping ??= (async () => {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        // Keep-alive connections busy now would be reused by their clients after their answer,
+        // and kept the server open for the whole grace period: each is closed as soon as it is
+        // idle, and answers from now on say `Connection: close` (see the request handler).
         server.closeIdleConnections();
+        const sweep = setInterval(() => server.closeIdleConnections(), 50);
         for (const ws of wss.clients) ws.close(1001, 'Server shutting down');
         rawWs.close();
         await socketIo.close();
         const grace = setTimeout(() => server.closeAllConnections(), config.SHUTDOWN_GRACE * 1000);
         await closed;
         clearTimeout(grace);
+        clearInterval(sweep);
         await presence.stop();
         services.typing.stop();
         services.conversationWatch.stop();
