@@ -23,6 +23,9 @@ import { ensureDefaultRoom } from './modules/conversations/service.ts';
 import { TypingTimers } from './modules/conversations/typing.ts';
 import { DeliveryTracker } from './modules/messages/delivery.ts';
 import { ConversationWatch } from './modules/live/watch.ts';
+import { OutboxRelay } from './modules/outbox/relay.ts';
+import { webhookConsumer } from './modules/webhooks/consumer.ts';
+import { OutboundPolicy } from './lib/outbound-http.ts';
 import { MessageWriter } from './modules/messages/writer.ts';
 import { PresenceService } from './modules/presence/service.ts';
 import { createGraphQLWebSocketServer } from './transports/graphql-ws.ts';
@@ -78,6 +81,13 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
       presence: new PresenceService(store, bus, database.prisma, config.PRESENCE_TTL * 1000, log),
       typing: new TypingTimers(bus),
       conversationWatch: new ConversationWatch(database.pool, bus, log),
+      outbound: new OutboundPolicy(config.WEBHOOK_ALLOWED_NETWORKS),
+      outbox: new OutboxRelay(database.pool, log, {
+        maxAttempts: config.OUTBOX_MAX_ATTEMPTS,
+        retryBase: config.OUTBOX_RETRY_BASE,
+        retentionHours: config.OUTBOX_RETENTION,
+        pollSeconds: config.OUTBOX_POLL,
+      }),
       delivery: new DeliveryTracker(database.pool, log),
       messageWriter: new MessageWriter(database.pool),
       calls: new CallTimer(config.CALL_RING_TIMEOUT, log),
@@ -91,6 +101,7 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
       log,
     };
     await Promise.all([ensureAdmin(services), ensureDefaultRoom(services)]);
+    services.outbox.register(webhookConsumer(database.pool, services.outbound, config.WEBHOOK_TIMEOUT * 1000));
     return assemble(services, database, instanceId, options);
   } catch (err) {
     await bus?.close().catch(() => {});
@@ -229,6 +240,7 @@ async function assemble(services: Services, database: Database, instanceId: stri
     start(port = config.PORT, host = config.HOST) {
       presence.start();
       services.calls.start(services);
+      services.outbox.start();
       return new Promise((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => {
@@ -260,6 +272,7 @@ async function assemble(services: Services, database: Database, instanceId: stri
         services.conversationWatch.stop();
         await services.calls.stop();
         await services.delivery.flush();
+        await services.outbox.stop();
         stopControl();
         await bus.close().catch((err) => log.warn({ err }, 'closing pub/sub failed'));
         await database.close().catch((err) => log.warn({ err }, 'closing database failed'));

@@ -1,4 +1,14 @@
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+
+const isCidr = (value: string) => {
+  try {
+    ipaddr.parseCIDR(value);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 /** Every setting the server reads from the environment, with its default. */
 const schema = z.object({
@@ -31,6 +41,22 @@ const schema = z.object({
   GRAPHQL_RATE_LIMIT_ANONYMOUS: z.coerce.number().int().min(1).default(300),
   AUTH_PASSWORDLESS_EMAIL_LOGIN: z.enum(['true', 'false']).default('false'),
   MQTT_URL: z.string().regex(/^mqtts?:\/\//, 'must start with mqtt:// or mqtts://').optional(),
+  /** Tries before an event's delivery to a webhook, push subscription or MQTT is dead (admins can replay it). */
+  OUTBOX_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(10),
+  /** Seconds before a failed delivery's first retry; each next waits twice as long (±50%), at most an hour. */
+  OUTBOX_RETRY_BASE: z.coerce.number().positive().default(2),
+  /** Hours delivered events are kept (listed in delivery logs) before they are pruned. */
+  OUTBOX_RETENTION: z.coerce.number().positive().default(72),
+  /** Seconds between looks for events another instance recorded (each instance hands out its own at once). */
+  OUTBOX_POLL: z.coerce.number().positive().default(5),
+  /** Seconds a webhook receiver has to answer before the delivery counts as failed. */
+  WEBHOOK_TIMEOUT: z.coerce.number().positive().default(10),
+  /** Comma-separated CIDRs webhooks may reach although not public (`127.0.0.0/8,::1/128` for a local receiver). */
+  WEBHOOK_ALLOWED_NETWORKS: z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+    .refine((list) => list.every((cidr) => isCidr(cidr)), 'must be comma-separated CIDRs such as 127.0.0.0/8 or ::1/128'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Seconds a presence heartbeat stays valid; an instance refreshes its own at a third of it. */
   PRESENCE_TTL: z.coerce.number().int().min(2).default(30),

@@ -106,6 +106,7 @@ export async function sendMessage(ctx: SignedInContext, input: unknown): Promise
     ...columns,
   };
   const message = messageSnapshot(record);
+  ctx.outbox.kick();
   await publishAdded(ctx, message, members);
   if (message.sender) await ctx.typing.stopIfTyping(conversationId, message.sender);
   return message;

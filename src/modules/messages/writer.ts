@@ -25,7 +25,8 @@ const MAX_BATCH = 200;
 const UTC_NOW = `(now() AT TIME ZONE 'UTC')`;
 
 /**
- * Writes messages, each only if its sender is a member of its conversation. Sends that arrive
+ * Writes messages, each only if its sender is a member of its conversation, each with its
+ * `message.created` outbox event (the relay hands it to webhooks, push and MQTT). Sends that arrive
  * while a write is under way are written together by the next statement: under load one round
  * trip and one commit serve many messages, and an idle server writes a message at once.
  *
@@ -107,6 +108,14 @@ export class MessageWriter {
          UPDATE "File" f SET "messageId" = n.id, "conversationId" = n.conv
          FROM unnest($7::int[], $8::int[]) AS a(file, ord) JOIN numbered n ON n.ord = a.ord
          WHERE f.id = a.file
+       ), recorded AS (
+         INSERT INTO "OutboxEvent" (topic, type, payload, "createdAt")
+         SELECT 'conversation:' || m."conversationId", 'message.created', jsonb_build_object(
+                  'id', m.id, 'conversationId', m."conversationId", 'seq', m.seq, 'senderId', m."senderId", 'kind', m.kind,
+                  'content', m.content, 'replyToId', m."replyToId", 'clientId', m."clientId",
+                  'createdAt', to_char(m."createdAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
+                ${UTC_NOW}
+         FROM m ORDER BY m.id
        )
        SELECT m.*, n.ord, n."conversationKind" FROM m JOIN numbered n ON n.id = m.id`,
       values: [
