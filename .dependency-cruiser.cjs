@@ -14,6 +14,8 @@ const layers = [
   ['http', '^src/http/'],
   // Domain modules, each building only on those before it.
   ['modules/presence', '^src/modules/presence/'],
+  // Events recorded with the changes they describe, and the relay that hands them to consumers.
+  ['modules/outbox', '^src/modules/outbox/'],
   ['modules/users', '^src/modules/users/'],
   ['modules/admin', '^src/modules/admin/'],
   ['modules/auth', '^src/modules/auth/'],
@@ -23,6 +25,7 @@ const layers = [
   ['modules/messages', '^src/modules/messages/'],
   ['modules/calls', '^src/modules/calls/'],
   ['modules/live', '^src/modules/live/'],
+  ['modules/webhooks', '^src/modules/webhooks/'],
   // The GraphQL API as served: the schema's assembly, the Yoga envelope and its limits.
   ['graphql', '^src/graphql/'],
   ['gateway', '^src/gateway/'],
@@ -44,6 +47,7 @@ const publicSurface = {
   files: ['schema', 'snapshot'],
   messages: ['schema', 'snapshot'],
   calls: ['schema'],
+  outbox: ['outbox', 'consumer'],
 };
 const publicPaths = Object.entries(publicSurface).flatMap(([module, files]) => files.map((file) => `^src/modules/${module}/${file}\\.ts$`));
 

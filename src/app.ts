@@ -87,6 +87,8 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
         retryBase: config.OUTBOX_RETRY_BASE,
         retentionHours: config.OUTBOX_RETENTION,
         pollSeconds: config.OUTBOX_POLL,
+        // Every consumer gives up on a try within WEBHOOK_TIMEOUT (push and MQTT within less).
+        leaseSeconds: Math.max(10, 3 * config.WEBHOOK_TIMEOUT),
       }),
       delivery: new DeliveryTracker(database.pool, log),
       messageWriter: new MessageWriter(database.pool),
@@ -170,7 +172,10 @@ async function assemble(services: Services, database: Database, instanceId: stri
       log.warn('requests arrive through a proxy (X-Forwarded-For) but TRUST_PROXY is not true: every client counts as the proxy for rate limits and sign-in locks');
     }
     if (pathname === '/') return void serveHome(req, res, config, mounts);
-    if (pathname === '/health') return void health(res);
+    // Liveness: the process answers (restart it if not). Readiness: /health and /health/ready,
+    // 503 while the database or pub/sub does not answer (send it no traffic meanwhile).
+    if (pathname === '/health/live') return void sendJson(res, 200, { status: 'ok', instanceId });
+    if (pathname === '/health' || pathname === '/health/ready') return void health(res);
     if (pathname === '/metrics') return void sendJson(res, 200, metrics());
     // GraphiQL's own files, before /graphql: they are not operations, and count against no limit.
     if (pathname.startsWith(GRAPHIQL_ASSETS_PATH)) return void serveGraphiQLAsset(req, res, pathname).catch(fail);
@@ -200,6 +205,8 @@ async function assemble(services: Services, database: Database, instanceId: stri
       bus.ping().catch(() => false),
     ]);
     const ok = dbOk && busOk;
+    // Each consumer's backlog: deliveries waiting, the oldest one's age, and the dead ones.
+    const consumers = dbOk ? await services.outbox.stats().catch(() => undefined) : undefined;
     sendJson(res, ok ? 200 : 503, {
       status: ok ? 'ok' : 'unavailable',
       database: dbOk ? 'ok' : 'down',
@@ -208,6 +215,7 @@ async function assemble(services: Services, database: Database, instanceId: stri
       pubsubMode: bus.mode,
       instanceId,
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      ...(consumers ? { consumers } : {}),
     });
   }
 

@@ -11,6 +11,8 @@ import '../modules/messages/schema.ts';
 import '../modules/conversations/schema.ts';
 import '../modules/calls/schema.ts';
 import '../modules/push/schema.ts';
+import '../modules/outbox/schema.ts';
+import '../modules/webhooks/schema.ts';
 import '../modules/live/subscriptions.ts';
 
 const built = builder.toSchema({ sortSchema: true });

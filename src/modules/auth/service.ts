@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { userEvent } from '../users/snapshot.ts';
+import { recordEvent } from '../outbox/outbox.ts';
 import { z } from 'zod';
 import { AppError, conflict, forbidden, unauthenticated } from '../../lib/errors.ts';
 import type { Context } from '../../schema/context.ts';
@@ -64,16 +66,22 @@ export async function register(ctx: Context, input: unknown): Promise<Session> {
   if (taken) throw takenField(taken.username === data.username ? 'username' : taken.email === data.email ? 'email' : 'phone');
   let user: User;
   try {
-    user = await ctx.db.user.create({
-      data: {
-        username: data.username,
-        email: data.email ?? null,
-        phone: data.phone ?? null,
-        displayName: data.displayName ?? null,
-        avatarUrl: data.avatarUrl ?? null,
-        passwordHash: await hashPassword(data.password),
-      },
+    const passwordHash = await hashPassword(data.password);
+    user = await ctx.db.$transaction(async (tx) => {
+      const created = await tx.user.create({
+        data: {
+          username: data.username,
+          email: data.email ?? null,
+          phone: data.phone ?? null,
+          displayName: data.displayName ?? null,
+          avatarUrl: data.avatarUrl ?? null,
+          passwordHash,
+        },
+      });
+      await recordEvent(tx, userEvent('user.registered', created));
+      return created;
     });
+    ctx.outbox.kick();
   } catch (err) {
     // Two registrations racing for one name: the unique index decides, the loser hears why.
     const fields = uniqueViolation(err);
@@ -175,7 +183,13 @@ async function createEmailAccount(
   for (let attempt = 0; ; attempt++) {
     const username = attempt === 0 ? base : `${base}.${randomUUID().slice(0, 6)}`;
     try {
-      return await services.db.user.create({ data: { username, email, emailPublic: true, ...fields } });
+      const user = await services.db.$transaction(async (tx) => {
+        const created = await tx.user.create({ data: { username, email, emailPublic: true, ...fields } });
+        await recordEvent(tx, userEvent('user.registered', created));
+        return created;
+      });
+      services.outbox.kick();
+      return user;
     } catch (err) {
       const fields = uniqueViolation(err);
       // The same email signing in twice at once: the other request made the account.

@@ -2,10 +2,11 @@ import { z } from 'zod';
 import type { Call, User } from '../../generated/prisma/client.ts';
 import type { SignedInContext } from '../../schema/context.ts';
 import type { Services } from '../../services/services.ts';
-import { AppError, badInput, forbidden, notFound } from '../../lib/errors.ts';
+import { AppError, badInput, forbidden, isCodedError, notFound } from '../../lib/errors.ts';
 import { topics, type CallAction, type CallSnapshot } from '../../lib/events.ts';
 import { parseInput } from '../../lib/validation.ts';
 import { iso, userSnapshot } from '../users/snapshot.ts';
+import { recordEvent, type NewOutboxEvent } from '../outbox/outbox.ts';
 
 /**
  * WebRTC call signalling. Media flows between the browsers; the server keeps the call's state
@@ -66,8 +67,11 @@ export async function startCall(ctx: SignedInContext, input: unknown): Promise<C
       where: { status: { in: ['RINGING', 'IN_PROGRESS'] }, OR: [{ callerId: { in: [me, calleeId] } }, { calleeId: { in: [me, calleeId] } }] },
     });
     if (active) throw busy(active.callerId === me || active.calleeId === me ? 'You are' : 'This user is');
-    return tx.call.create({ data: { kind: data.kind, callerId: me, calleeId, offer: data.offer as object } });
+    const call = await tx.call.create({ data: { kind: data.kind, callerId: me, calleeId, offer: data.offer as object } });
+    await recordEvent(tx, callEvent(call));
+    return call;
   });
+  ctx.outbox.kick();
   // The parties are read after the commit: Prisma reads an include's relations at once, which
   // inside a transaction (one connection) sends two statements on it together, which pg@9
   // will refuse (pg warns of it now).
@@ -91,11 +95,36 @@ async function ownCall(ctx: SignedInContext, id: string | number): Promise<CallR
  * Moves the call from one of `from` to `to` in one conditional update, so of two racing
  * requests (a double answer, an answer against the timeout) exactly one wins.
  */
-async function transition(ctx: Services, call: CallRow, from: Call['status'][], data: Partial<Call>): Promise<CallRow> {
-  const moved = await ctx.db.call.updateMany({ where: { id: call.id, status: { in: from } }, data: data as never });
+async function transition(ctx: Services, call: Call, from: Call['status'][], data: Partial<Call>): Promise<CallRow> {
+  const moved = await ctx.db.$transaction(async (tx) => {
+    const { count } = await tx.call.updateMany({ where: { id: call.id, status: { in: from } }, data: data as never });
+    // The event is stored with the change it describes, and only by the request that made it.
+    if (count === 1) await recordEvent(tx, callEvent({ ...call, ...data }));
+    return count;
+  });
+  if (moved === 1) ctx.outbox.kick();
   const current = await ctx.db.call.findUniqueOrThrow({ where: { id: call.id }, include: withParties });
-  if (moved.count === 0) throw wrongState(current.status, from.join(' or '));
+  if (moved === 0) throw wrongState(current.status, from.join(' or '));
   return current;
+}
+
+/** The outbox event of a call's state: `call.started`, `call.answered`, or `call.ended` (ended, rejected or missed). */
+function callEvent(call: Call): NewOutboxEvent {
+  const type = call.status === 'RINGING' ? 'call.started' : call.status === 'IN_PROGRESS' ? 'call.answered' : 'call.ended';
+  return {
+    type,
+    topic: `call:${call.id}`,
+    payload: {
+      id: call.id,
+      kind: call.kind,
+      status: call.status,
+      callerId: call.callerId,
+      calleeId: call.calleeId,
+      startedAt: call.startedAt.toISOString(),
+      answeredAt: iso(call.answeredAt),
+      endedAt: iso(call.endedAt),
+    },
+  };
 }
 
 export async function answerCall(ctx: SignedInContext, id: string, answer: unknown): Promise<CallSnapshot> {
@@ -141,10 +170,12 @@ export async function expireRingingCalls(services: Services, timeoutSeconds: num
     include: withParties,
   });
   for (const call of stale) {
-    const moved = await services.db.call.updateMany({ where: { id: call.id, status: 'RINGING' }, data: { status: 'MISSED', endedAt: new Date() } });
-    if (moved.count === 1) {
-      await announce(services, await services.db.call.findUniqueOrThrow({ where: { id: call.id }, include: withParties }), 'MISSED');
-    }
+    // Answered or ended meanwhile (here or on another instance): left as it is.
+    const missed = await transition(services, call, ['RINGING'], { status: 'MISSED', endedAt: new Date() }).catch((err) => {
+      if (isCodedError(err)) return null;
+      throw err;
+    });
+    if (missed) await announce(services, missed, 'MISSED');
   }
 }
 

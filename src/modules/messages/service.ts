@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { File, MessageKind } from '../../generated/prisma/client.ts';
+import type { File, Message, MessageKind } from '../../generated/prisma/client.ts';
 import type { Context, SignedInContext } from '../../schema/context.ts';
 import { badInput, forbidden, notFound } from '../../lib/errors.ts';
 import { topics, type BusEvent, type MessageSnapshot } from '../../lib/events.ts';
@@ -10,6 +10,7 @@ import { announceUpdate, ensureDirectConversation, memberIds } from '../conversa
 import { messageInclude, messageSnapshot, type MessageRecord } from './snapshot.ts';
 import { userSnapshot } from '../users/snapshot.ts';
 import type { NewMessage, StoredMessage } from './writer.ts';
+import { recordEvent, type NewOutboxEvent } from '../outbox/outbox.ts';
 
 export const MAX_CONTENT = 10_000;
 const MAX_ATTACHMENTS = 10;
@@ -140,6 +141,25 @@ async function publishAgain(ctx: Context, message: MessageSnapshot): Promise<Mes
   return message;
 }
 
+/** The outbox event of a message changed or removed (a new one's is written by MessageWriter). */
+function messageEvent(type: 'message.updated' | 'message.deleted', m: Message & { deletedAt?: Date | null }): NewOutboxEvent {
+  return {
+    type,
+    topic: `conversation:${m.conversationId}`,
+    payload: {
+      id: m.id,
+      conversationId: m.conversationId,
+      seq: m.seq,
+      senderId: m.senderId,
+      kind: m.kind,
+      content: m.content,
+      createdAt: m.createdAt.toISOString(),
+      editedAt: m.editedAt?.toISOString() ?? null,
+      deletedAt: m.deletedAt?.toISOString() ?? null,
+    },
+  };
+}
+
 /** The message replied to: it must exist, be live, and belong to the same conversation. */
 async function replyTarget(ctx: Context, replyToId: string | number | null | undefined, conversationId: number) {
   if (replyToId == null) return null;
@@ -199,7 +219,12 @@ export async function editMessage(ctx: SignedInContext, id: string, content: str
   const text = parseInput(z.object({ content: contentRule }), { content }).content;
   const hasFiles = (await ctx.db.file.count({ where: { messageId: message.id, deletedAt: null } })) > 0;
   if (!text && !hasFiles) throw badInput({ content: 'must not be empty' });
-  await ctx.db.message.update({ where: { id: message.id }, data: { content: text, editedAt: new Date() } });
+  const editedAt = new Date();
+  await ctx.db.$transaction([
+    ctx.db.message.update({ where: { id: message.id }, data: { content: text, editedAt } }),
+    recordEvent(ctx.db, messageEvent('message.updated', { ...message, content: text, editedAt })),
+  ]);
+  ctx.outbox.kick();
   // Read after the write rather than with it: Prisma runs a write with an include in a
   // transaction (one connection) and reads the include's relations at once, two statements on
   // that connection together, which pg@9 will refuse (pg warns of it now).
@@ -220,7 +245,9 @@ export async function editMessage(ctx: SignedInContext, id: string, content: str
 export async function deleteMessage(ctx: SignedInContext, id: string): Promise<number> {
   const message = await ownMessage(ctx, id, true);
   await ctx.db.$transaction(async (tx) => {
-    await tx.message.update({ where: { id: message.id }, data: { deletedAt: new Date(), content: '' } });
+    const deletedAt = new Date();
+    await tx.message.update({ where: { id: message.id }, data: { deletedAt, content: '' } });
+    await recordEvent(tx, messageEvent('message.deleted', { ...message, content: '', deletedAt }));
     if (message.conversation.lastMessageId === message.id) {
       const previous = await tx.message.findFirst({
         where: { conversationId: message.conversationId, deletedAt: null },
@@ -230,6 +257,7 @@ export async function deleteMessage(ctx: SignedInContext, id: string): Promise<n
       await tx.conversation.update({ where: { id: message.conversationId }, data: { lastMessageId: previous?.id ?? null } });
     }
   });
+  ctx.outbox.kick();
   await ctx.bus.publish(topics.conversation(message.conversationId), {
     type: 'messageDeleted',
     conversationId: message.conversationId,
@@ -290,13 +318,26 @@ export async function markConversationRead(ctx: SignedInContext, conversationId:
     upTo = conversation.lastMessageId;
   }
   if (upTo === null) return conversation;
+  // The read receipt's outbox event (`conversation.read`) is written by the same statement,
+  // only when the pointer moved.
   const moved = await ctx.db.$queryRaw<Array<{ lastReadAt: Date }>>`
-    UPDATE "Participant"
-    SET "lastReadMessageId" = ${upTo}, "lastReadAt" = (now() AT TIME ZONE 'UTC'),
-        "lastDeliveredMessageId" = GREATEST(COALESCE("lastDeliveredMessageId", 0), ${upTo})
-    WHERE "id" = ${membership.id} AND ("lastReadMessageId" IS NULL OR "lastReadMessageId" < ${upTo})
-    RETURNING "lastReadAt"`;
+    WITH moved AS (
+      UPDATE "Participant"
+      SET "lastReadMessageId" = ${upTo}, "lastReadAt" = (now() AT TIME ZONE 'UTC'),
+          "lastDeliveredMessageId" = GREATEST(COALESCE("lastDeliveredMessageId", 0), ${upTo})
+      WHERE "id" = ${membership.id} AND ("lastReadMessageId" IS NULL OR "lastReadMessageId" < ${upTo})
+      RETURNING "lastReadAt"
+    ), recorded AS (
+      INSERT INTO "OutboxEvent" (topic, type, payload, "createdAt")
+      SELECT ${`conversation:${conversation.id}`}, 'conversation.read',
+             jsonb_build_object('conversationId', ${conversation.id}::int, 'userId', ${me}::int, 'messageId', ${upTo}::int,
+                                'readAt', to_char("lastReadAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
+             (now() AT TIME ZONE 'UTC')
+      FROM moved
+    )
+    SELECT "lastReadAt" FROM moved`;
   if (moved.length > 0) {
+    ctx.outbox.kick();
     await ctx.bus.publish(topics.conversation(conversation.id), {
       type: 'readReceipt',
       conversationId: conversation.id,

@@ -11,12 +11,15 @@ export interface RelayOptions {
   retentionHours: number;
   /** Seconds between looks for work nobody announced (another instance's events, one that stopped mid-way). */
   pollSeconds: number;
+  /**
+   * Seconds a claimed delivery is this instance's: longer than any consumer takes to try it,
+   * so that only a delivery whose instance died mid-try is claimed again (after this).
+   */
+  leaseSeconds: number;
 }
 
 /** Timestamps are stored as UTC in columns without a time zone (Prisma's convention). */
 const UTC_NOW = `(now() AT TIME ZONE 'UTC')`;
-/** How long a claimed delivery is this instance's: one that dies mid-delivery frees it after this. */
-const LEASE_SECONDS = 60;
 /** Events fanned out per transaction. */
 const FAN_OUT_BATCH = 500;
 /** Any number, the same on every instance: one fans out at a time (see `fanOut`). */
@@ -82,6 +85,22 @@ export class OutboxRelay {
     this.timers = [];
     await this.fanOutLoop.stop();
     await Promise.all([...this.consumers.values()].map((loop) => loop.stop()));
+  }
+
+  /**
+   * Tries a delivery again from the start (a dead one, or one delivered already), keeping its
+   * id: after the pending deliveries before it of its target and key. NOT_FOUND-free: an
+   * unknown id changes nothing (the caller reads the row and says so).
+   */
+  async replay(id: number): Promise<void> {
+    const { rows } = await this.sql.query<{ consumer: string }>({
+      name: 'outbox-replay',
+      text: `UPDATE "EventDelivery" SET status = 'PENDING', attempts = 0, "nextAttemptAt" = ${UTC_NOW}, "leaseUntil" = NULL,
+               error = NULL, "statusCode" = NULL, "deliveredAt" = NULL
+             WHERE id = $1 AND status <> 'PENDING' RETURNING consumer`,
+      values: [id],
+    });
+    if (rows[0]) this.consumers.get(rows[0].consumer)?.wake();
   }
 
   /** Each consumer's backlog, for /health. */
@@ -259,7 +278,7 @@ class ConsumerLoop {
     if (free <= 0) return false;
     const { rows } = await this.sql.query<Delivery>({
       name: 'outbox-claim',
-      text: `UPDATE "EventDelivery" d SET "leaseUntil" = ${UTC_NOW} + make_interval(secs => ${LEASE_SECONDS}), attempts = d.attempts + 1
+      text: `UPDATE "EventDelivery" d SET "leaseUntil" = ${UTC_NOW} + make_interval(secs => $3), attempts = d.attempts + 1
              FROM (
                SELECT j.id FROM "EventDelivery" j
                WHERE j.consumer = $1 AND j.status = 'PENDING' AND j."nextAttemptAt" <= ${UTC_NOW}
@@ -273,7 +292,7 @@ class ConsumerLoop {
              ) due
              WHERE d.id = due.id
              RETURNING d.id, d.consumer, d.target, d."orderKey", d."eventId", d.event, d.payload, d.attempts, d."webhookId", d."createdAt"`,
-      values: [this.consumer.name, free],
+      values: [this.consumer.name, free, this.options.leaseSeconds],
     });
     for (const delivery of rows) {
       const attempt: Promise<void> = this.attempt(delivery).finally(() => {

@@ -1,4 +1,6 @@
 import type { Prisma } from '../../generated/prisma/client.ts';
+import { userEvent } from './snapshot.ts';
+import { recordEvent } from '../outbox/outbox.ts';
 import type { Services } from '../../services/services.ts';
 import type { Viewer } from '../viewer/viewer.ts';
 import { conflict, forbidden, notFound } from '../../lib/errors.ts';
@@ -55,9 +57,15 @@ export async function updateProfile<Q extends { select?: unknown; include?: unkn
     update.settings = { ...(current.settings as object), ...data.settings } as Prisma.InputJsonObject;
   }
   try {
-    const user = await services.db.user.update({ ...(query as object), where: { id: userId }, data: update });
+    await services.db.$transaction(async (tx) => {
+      const user = await tx.user.update({ where: { id: userId }, data: update });
+      await recordEvent(tx, userEvent('user.updated', user));
+    });
+    services.outbox.kick();
     await announceSessionChange(services, { type: 'userChanged', userId });
-    return user;
+    // Read after the transaction: the selection may include relations, which Prisma reads at
+    // once, and inside a transaction that is two statements on one connection.
+    return services.db.user.findUniqueOrThrow({ ...(query as object), where: { id: userId } });
   } catch (err) {
     const fields = uniqueViolation(err);
     const field = fields && (['username', 'email'] as const).find((f) => fields.includes(f));
@@ -73,8 +81,13 @@ export async function updateProfile<Q extends { select?: unknown; include?: unkn
  */
 export async function deleteUser(services: Services, userId: number): Promise<number> {
   const devices = await services.db.device.findMany({ where: { userId }, select: { id: true } });
-  const deleted = await services.db.user.deleteMany({ where: { id: userId } });
-  if (deleted.count === 0) throw notFound('User');
+  const deleted = await services.db.$transaction(async (tx) => {
+    const { count } = await tx.user.deleteMany({ where: { id: userId } });
+    if (count === 1) await recordEvent(tx, { type: 'user.deleted', topic: `user:${userId}`, payload: { id: userId } });
+    return count;
+  });
+  if (deleted === 0) throw notFound('User');
+  services.outbox.kick();
   for (const device of devices) await announceSessionChange(services, { type: 'deviceRevoked', userId, deviceId: device.id });
   // Also a device signed in between the two statements above: nothing of the user is kept.
   await announceSessionChange(services, { type: 'userChanged', userId });

@@ -18,3 +18,19 @@ export function userSnapshot(user: User): UserSnapshot {
     createdAt: user.createdAt.toISOString(),
   };
 }
+
+/** The outbox event of an account registered or changed: its public fields only. */
+export function userEvent(type: 'user.registered' | 'user.updated', user: User) {
+  return {
+    type,
+    topic: `user:${user.id}`,
+    payload: {
+      id: user.id,
+      username: user.username,
+      displayName: user.displayName,
+      avatarUrl: user.avatarUrl,
+      createdAt: user.createdAt.toISOString(),
+      updatedAt: user.updatedAt.toISOString(),
+    },
+  };
+}

@@ -9,6 +9,21 @@ export function signature(secret: string, body: string): string {
 }
 
 /**
+ * An event's payload in the seed's shape: snake_case names, ids as strings, `kind` as a
+ * lower-case `type` and statuses in lower case (`"type": "text"`, `"conversation_id": "4"`).
+ */
+export function seedData(payload: Record<string, unknown>): Record<string, unknown> {
+  const data: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(payload)) {
+    const name = key === 'kind' ? 'type' : key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    if ((key === 'id' || key.endsWith('Id')) && typeof value === 'number') data[name] = String(value);
+    else if ((key === 'kind' || key === 'status') && typeof value === 'string') data[name] = value.toLowerCase();
+    else data[name] = value;
+  }
+  return data;
+}
+
+/**
  * Webhooks, in seed 003's format: each event a webhook asked for is a JSON POST of
  * `{event, data, timestamp}` signed with the webhook's secret. The body is fixed when the
  * delivery is stored (its timestamp is the event's), so every retry sends the same bytes with
@@ -23,7 +38,7 @@ export function webhookConsumer(sql: pg.Pool, outbound: OutboundPolicy, timeoutM
       const targets = new Map<number, DeliveryTarget[]>();
       if (hooks.length === 0) return targets;
       for (const event of events) {
-        const body = { event: event.type, data: event.payload, timestamp: event.createdAt.toISOString() };
+        const body = { event: event.type, data: seedData(event.payload), timestamp: event.createdAt.toISOString() };
         const wanted = hooks.filter((h) => h.events.includes(event.type));
         if (wanted.length) targets.set(event.id, wanted.map((h) => ({ target: String(h.id), webhookId: h.id, payload: body })));
       }
