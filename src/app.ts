@@ -81,7 +81,7 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
       presence: new PresenceService(store, bus, database.prisma, config.PRESENCE_TTL * 1000, log),
       typing: new TypingTimers(bus),
       conversationWatch: new ConversationWatch(database.pool, bus, log),
-      outbound: new OutboundPolicy(config.WEBHOOK_ALLOWED_NETWORKS),
+      outbound: new OutboundPolicy(config.WEBHOOK_ALLOW_PRIVATE === 'true', config.WEBHOOK_ALLOWED_NETWORKS),
       outbox: new OutboxRelay(database.pool, log, {
         maxAttempts: config.OUTBOX_MAX_ATTEMPTS,
         retryBase: config.OUTBOX_RETRY_BASE,

@@ -51,7 +51,9 @@ const schema = z.object({
   OUTBOX_POLL: z.coerce.number().positive().default(5),
   /** Seconds a webhook receiver has to answer before the delivery counts as failed. */
   WEBHOOK_TIMEOUT: z.coerce.number().positive().default(10),
-  /** Comma-separated CIDRs webhooks may reach although not public (`127.0.0.0/8,::1/128` for a local receiver). */
+  /** `true`: webhooks may target loopback and private addresses (tests, on-premises receivers). */
+  WEBHOOK_ALLOW_PRIVATE: z.enum(['true', 'false']).default('false'),
+  /** Comma-separated CIDRs webhooks may reach although not public, beyond WEBHOOK_ALLOW_PRIVATE. */
   WEBHOOK_ALLOWED_NETWORKS: z
     .string()
     .default('')

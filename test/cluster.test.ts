@@ -5,39 +5,26 @@ import { directBetween, send, SetTyping, watchConversation } from './helpers/cha
 import { BanUser, Login, Presence } from './helpers/operations.ts';
 import { spawnServer } from './helpers/process.ts';
 import { connectIo, nextIo } from './helpers/sockets.ts';
-import { startServer, uniqueName, usingServices, type TestServer } from './helpers/server.ts';
-
-/** A new, empty database next to DATABASE_URL's, so the instances below really race to migrate it. */
-async function freshDatabase(): Promise<string> {
-  const url = new URL(process.env.DATABASE_URL!);
-  const name = uniqueName('cluster');
-  const admin = new pg.Client({ connectionString: url.toString() });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  url.pathname = `/${name}`;
-  return url.toString();
-}
+import { freshDatabase, startServer, uniqueName, usingServices, type TestServer } from './helpers/server.ts';
 
 // Several instances can only share state through real PostgreSQL and Redis, so this file runs
 // when DATABASE_URL and REDIS_URL are set (as .ci/run does); the embedded run has one instance.
 describe.runIf(usingServices)('two instances on one PostgreSQL and Redis', () => {
+  let database: Awaited<ReturnType<typeof freshDatabase>>;
   let databaseUrl: string;
   let a: TestServer;
   let b: TestServer;
   const admin = { username: uniqueName('admin'), password: 'admin password 1' };
 
   beforeAll(async () => {
-    databaseUrl = await freshDatabase();
+    database = await freshDatabase();
+    databaseUrl = database.url;
     const env = { DATABASE_URL: databaseUrl, PRESENCE_TTL: '3', ADMIN_USERNAME: admin.username, ADMIN_PASSWORD: admin.password };
     [a, b] = await Promise.all([startServer(env), startServer(env)]);
   });
   afterAll(async () => {
     await Promise.all([a?.stop(), b?.stop()]);
-    const admin = new pg.Client({ connectionString: process.env.DATABASE_URL });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS ${new URL(databaseUrl).pathname.slice(1)} WITH (FORCE)`);
-    await admin.end();
+    await database?.drop();
   });
 
   it('applied each migration once although both started together', async () => {

@@ -4,6 +4,9 @@ import https from 'node:https';
 import type { LookupFunction } from 'node:net';
 import ipaddr from 'ipaddr.js';
 
+/** What WEBHOOK_ALLOW_PRIVATE opens: loopback, and private networks of IPv4 and IPv6. */
+const PRIVATE_RANGES = new Set(['loopback', 'private', 'uniqueLocal']);
+
 /**
  * Requests this server makes to addresses its users give (webhooks): never to a private,
  * loopback, link-local or otherwise non-public address, unless the operator's allow-list
@@ -14,8 +17,15 @@ import ipaddr from 'ipaddr.js';
 export class OutboundPolicy {
   private readonly allowed: Array<[ipaddr.IPv4 | ipaddr.IPv6, number]>;
 
-  /** `allowedNetworks`: CIDRs (`127.0.0.0/8`, `10.1.0.0/16`, `::1/128`) reachable although not public. */
-  constructor(allowedNetworks: string[]) {
+  /**
+   * `allowPrivate`: loopback and private networks may be reached (on-premises receivers,
+   * tests); link-local and other reserved ranges (cloud metadata services) still may not.
+   * `allowedNetworks`: CIDRs (`10.1.0.0/16`, `169.254.10.0/24`) reachable although not public.
+   */
+  constructor(
+    private readonly allowPrivate: boolean,
+    allowedNetworks: string[],
+  ) {
     this.allowed = allowedNetworks.map((cidr) => ipaddr.parseCIDR(cidr));
   }
 
@@ -29,7 +39,8 @@ export class OutboundPolicy {
     }
     if (this.allowed.some(([net, bits]) => net.kind() === ip.kind() && ip.match(net, bits))) return null;
     const range = ip.range();
-    return range === 'unicast' ? null : `points at a ${range} address (${address}), which is not reachable from here`;
+    if (range === 'unicast' || (this.allowPrivate && PRIVATE_RANGES.has(range))) return null;
+    return `points at a ${range} address (${address}), which is not reachable from here`;
   }
 
   /** Why `url` may not be a target (not http(s), credentials, a refused address), or null. Resolves its name. */

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { buildApp, type App, type AppOptions } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/lib/logger.ts';
@@ -54,4 +55,29 @@ export async function startServer(env: Record<string, string> = {}, options: App
 /** A name no other test (or earlier run on the same database) has used. */
 export function uniqueName(prefix = 'user'): string {
   return `${prefix}_${randomBytes(5).toString('hex')}`;
+}
+
+/**
+ * A new, empty database next to DATABASE_URL's (its URL, and a function that drops it). For
+ * suites whose servers must not share their database with the other suites' servers: two
+ * instances migrating it together, or consumers (webhooks, push) whose deliveries another
+ * suite's server, configured otherwise, would claim and fail.
+ */
+export async function freshDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const url = new URL(process.env.DATABASE_URL!);
+  const name = uniqueName('fresh');
+  const admin = new pg.Client({ connectionString: url.toString() });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const client = new pg.Client({ connectionString: process.env.DATABASE_URL });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await client.end();
+    },
+  };
 }

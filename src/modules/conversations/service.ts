@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { recordEvent, type NewOutboxEvent } from '../outbox/outbox.ts';
 import { z } from 'zod';
 import type { Conversation, Prisma } from '../../generated/prisma/client.ts';
 import type { Context, SignedInContext } from '../../schema/context.ts';
@@ -52,16 +53,21 @@ export async function createConversation(ctx: SignedInContext, input: unknown): 
   const data = parseInput(createRules, input);
   if (data.kind === 'DIRECT') return ensureDirectConversation(ctx, data.participantIds[0]);
   const members = await existingUsers(ctx, data.participantIds, 'participantIds');
-  const conversation = await ctx.db.conversation.create({
-    data: {
-      kind: data.kind,
-      title: data.title,
-      createdById: me,
-      participants: {
-        create: [{ userId: me, role: 'OWNER' }, ...members.map((userId) => ({ userId }))],
+  const conversation = await ctx.db.$transaction(async (tx) => {
+    const created = await tx.conversation.create({
+      data: {
+        kind: data.kind,
+        title: data.title,
+        createdById: me,
+        participants: {
+          create: [{ userId: me, role: 'OWNER' }, ...members.map((userId) => ({ userId }))],
+        },
       },
-    },
+    });
+    await recordEvent(tx, conversationEvent('conversation.created', created, { memberIds: [me, ...members] }));
+    return created;
   });
+  ctx.outbox.kick();
   await announceUpdate(ctx, conversation.id, [me, ...members]);
   return conversation;
 }
@@ -89,14 +95,19 @@ export async function ensureDirectConversation(ctx: SignedInContext, userId: str
   if (existing) return existing;
   if (user.status !== 'ACTIVE') throw forbidden('This user cannot receive messages');
   try {
-    const conversation = await ctx.db.conversation.create({
-      data: {
-        kind: 'DIRECT',
-        directKey,
-        createdById: me,
-        participants: { create: [{ userId: me, role: 'MEMBER' }, { userId: other, role: 'MEMBER' }] },
-      },
+    const conversation = await ctx.db.$transaction(async (tx) => {
+      const created = await tx.conversation.create({
+        data: {
+          kind: 'DIRECT',
+          directKey,
+          createdById: me,
+          participants: { create: [{ userId: me, role: 'MEMBER' }, { userId: other, role: 'MEMBER' }] },
+        },
+      });
+      await recordEvent(tx, conversationEvent('conversation.created', created, { memberIds: [me, other] }));
+      return created;
     });
+    ctx.outbox.kick();
     await announceUpdate(ctx, conversation.id, [me, other]);
     return conversation;
   } catch (err) {
@@ -154,7 +165,9 @@ export async function addMembers(ctx: SignedInContext, conversationId: string, u
       }),
     ),
     touch(ctx.db, conversation.id),
+    recordEvent(ctx.db, conversationEvent('conversation.members_added', conversation, { userIds: members })),
   ]);
+  ctx.outbox.kick();
   await announceUpdate(ctx, conversation.id, await memberIds(ctx, conversation.id));
   return ctx.db.conversation.findUniqueOrThrow({ where: { id: conversation.id } });
 }
@@ -194,7 +207,9 @@ async function leave(ctx: Context, conversation: Conversation, userId: number) {
       if (heir) await tx.participant.update({ where: { id: heir.id }, data: { role: 'OWNER' } });
     }
     await touch(tx, conversation.id);
+    await recordEvent(tx, conversationEvent('conversation.member_removed', conversation, { userId }));
   });
+  ctx.outbox.kick();
   await ctx.bus.publish(topics.conversation(conversation.id), { type: 'memberRemoved', conversationId: conversation.id, userId });
   await announceUpdate(ctx, conversation.id, before);
   return ctx.db.conversation.findUniqueOrThrow({ where: { id: conversation.id } });
@@ -202,12 +217,23 @@ async function leave(ctx: Context, conversation: Conversation, userId: number) {
 
 export async function renameConversation(ctx: Context, conversationId: string, title: string) {
   const { conversation } = await requireManager(ctx, conversationId);
-  const updated = await ctx.db.conversation.update({
-    where: { id: conversation.id },
-    data: { title: parseInput(z.object({ title: titleRule }), { title }).title, lastActivityAt: new Date() },
-  });
+  const newTitle = parseInput(z.object({ title: titleRule }), { title }).title;
+  const [updated] = await ctx.db.$transaction([
+    ctx.db.conversation.update({ where: { id: conversation.id }, data: { title: newTitle, lastActivityAt: new Date() } }),
+    recordEvent(ctx.db, conversationEvent('conversation.updated', { ...conversation, title: newTitle })),
+  ]);
+  ctx.outbox.kick();
   await announceUpdate(ctx, conversation.id, await memberIds(ctx, conversation.id));
   return updated;
+}
+
+/** The outbox event of a conversation created or changed, or of its members changing. */
+function conversationEvent(type: string, conversation: Conversation, extra: Record<string, unknown> = {}): NewOutboxEvent {
+  return {
+    type,
+    topic: `conversation:${conversation.id}`,
+    payload: { conversationId: conversation.id, kind: conversation.kind, title: conversation.title, ...extra },
+  };
 }
 
 function touch(db: Pick<Context['db'], 'conversation'>, id: number) {
