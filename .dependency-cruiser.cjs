@@ -12,6 +12,9 @@ const layers = [
   ['schema', '^src/schema/'],
   // The HTTP policy every surface applies (CORS, forwarded headers, request ids, limits).
   ['http', '^src/http/'],
+  // The outbox (events recorded with their change, handed to consumers) and the consumers built only on it.
+  ['modules/outbox', '^src/modules/outbox/'],
+  ['modules/webhooks', '^src/modules/webhooks/'],
   // Domain modules, each building only on those before it.
   ['modules/presence', '^src/modules/presence/'],
   ['modules/users', '^src/modules/users/'],
@@ -44,6 +47,7 @@ const publicSurface = {
   files: ['schema', 'snapshot'],
   messages: ['schema', 'snapshot'],
   calls: ['schema'],
+  outbox: ['consumer'],
 };
 const publicPaths = Object.entries(publicSurface).flatMap(([module, files]) => files.map((file) => `^src/modules/${module}/${file}\\.ts$`));
 
