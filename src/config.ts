@@ -78,6 +78,8 @@ const schema = z.object({
   PUBLIC_URL: z.string().url().optional(),
   VAPID_PUBLIC_KEY: z.string().min(1).optional(),
   VAPID_PRIVATE_KEY: z.string().min(1).optional(),
+  /** Whom push services may contact about our pushes (VAPID `sub`); by default PUBLIC_URL when https, else mailto:ADMIN_EMAIL. */
+  PUSH_SUBJECT: z.string().regex(/^(mailto:|https:\/\/)\S+$/, 'must be a mailto: address or an https:// URL').optional(),
   /** Seconds a call rings before it becomes MISSED. */
   CALL_RING_TIMEOUT: z.coerce.number().int().min(1).default(45),
   /** Comma-separated browser origins allowed by CORS; `*` allows any. */

@@ -68,8 +68,8 @@ export class OutboundPolicy {
     return null;
   }
 
-  /** A `lookup` for http.request that refuses addresses this policy does not allow. */
-  private lookup(): LookupFunction {
+  /** A `lookup` for http.request (or an Agent) that refuses addresses this policy does not allow. */
+  lookup(): LookupFunction {
     return (hostname, options, callback) => {
       dns.lookup(hostname, { ...options, all: true }).then(
         (addresses) => {
