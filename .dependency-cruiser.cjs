@@ -13,6 +13,8 @@ const layers = [
   // The HTTP policy every surface applies (CORS, forwarded headers, request ids, limits).
   ['http', '^src/http/'],
   // Domain modules, each building only on those before it.
+  // The outbox: events recorded with their change, handed to the consumers below by its relay.
+  ['modules/outbox', '^src/modules/outbox/'],
   ['modules/presence', '^src/modules/presence/'],
   ['modules/users', '^src/modules/users/'],
   ['modules/admin', '^src/modules/admin/'],
@@ -23,6 +25,9 @@ const layers = [
   ['modules/messages', '^src/modules/messages/'],
   ['modules/calls', '^src/modules/calls/'],
   ['modules/live', '^src/modules/live/'],
+  // Outbox consumers: where committed events go (webhooks, MQTT).
+  ['modules/webhooks', '^src/modules/webhooks/'],
+  ['modules/mqtt', '^src/modules/mqtt/'],
   // The GraphQL API as served: the schema's assembly, the Yoga envelope and its limits.
   ['graphql', '^src/graphql/'],
   ['gateway', '^src/gateway/'],
@@ -44,6 +49,7 @@ const publicSurface = {
   files: ['schema', 'snapshot'],
   messages: ['schema', 'snapshot'],
   calls: ['schema'],
+  outbox: ['consumer', 'outbox'],
 };
 const publicPaths = Object.entries(publicSurface).flatMap(([module, files]) => files.map((file) => `^src/modules/${module}/${file}\\.ts$`));
 

@@ -25,6 +25,7 @@ import { DeliveryTracker } from './modules/messages/delivery.ts';
 import { ConversationWatch } from './modules/live/watch.ts';
 import { OutboxRelay } from './modules/outbox/relay.ts';
 import { webhookConsumer } from './modules/webhooks/consumer.ts';
+import { mqttConsumer } from './modules/mqtt/consumer.ts';
 import { OutboundPolicy } from './lib/outbound-http.ts';
 import { MessageWriter } from './modules/messages/writer.ts';
 import { PresenceService } from './modules/presence/service.ts';
@@ -102,6 +103,7 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
     };
     await Promise.all([ensureAdmin(services), ensureDefaultRoom(services)]);
     services.outbox.register(webhookConsumer(database.pool, services.outbound, config.WEBHOOK_TIMEOUT * 1000));
+    if (config.MQTT_URL) services.outbox.register(mqttConsumer({ url: config.MQTT_URL, clientId: `chat-backend-${instanceId}`, log }));
     return assemble(services, database, instanceId, options);
   } catch (err) {
     await bus?.close().catch(() => {});
