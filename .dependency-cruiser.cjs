@@ -25,7 +25,9 @@ const layers = [
   ['modules/messages', '^src/modules/messages/'],
   ['modules/calls', '^src/modules/calls/'],
   ['modules/live', '^src/modules/live/'],
+  // Outbox consumers built on everything above (web push sits with its subscriptions, above).
   ['modules/webhooks', '^src/modules/webhooks/'],
+  ['modules/mqtt', '^src/modules/mqtt/'],
   // The GraphQL API as served: the schema's assembly, the Yoga envelope and its limits.
   ['graphql', '^src/graphql/'],
   ['gateway', '^src/gateway/'],
@@ -47,7 +49,7 @@ const publicSurface = {
   files: ['schema', 'snapshot'],
   messages: ['schema', 'snapshot'],
   calls: ['schema'],
-  outbox: ['outbox', 'consumer'],
+  outbox: ['consumer', 'outbox'],
 };
 const publicPaths = Object.entries(publicSurface).flatMap(([module, files]) => files.map((file) => `^src/modules/${module}/${file}\\.ts$`));
 

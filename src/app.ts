@@ -26,6 +26,7 @@ import { ConversationWatch } from './modules/live/watch.ts';
 import { OutboxRelay } from './modules/outbox/relay.ts';
 import { webhookConsumer } from './modules/webhooks/consumer.ts';
 import { pushConsumer } from './modules/push/consumer.ts';
+import { mqttConsumer } from './modules/mqtt/consumer.ts';
 import { OutboundPolicy } from './lib/outbound-http.ts';
 import { MessageWriter } from './modules/messages/writer.ts';
 import { PresenceService } from './modules/presence/service.ts';
@@ -106,6 +107,7 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
     await Promise.all([ensureAdmin(services), ensureDefaultRoom(services)]);
     services.outbox.register(webhookConsumer(database.pool, services.outbound, config.WEBHOOK_TIMEOUT * 1000));
     services.outbox.register(pushConsumer(services));
+    if (config.MQTT_URL) services.outbox.register(mqttConsumer({ url: config.MQTT_URL, clientId: `chat-backend-${instanceId}`, log }));
     return assemble(services, database, instanceId, options);
   } catch (err) {
     await bus?.close().catch(() => {});

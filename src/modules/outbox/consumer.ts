@@ -58,4 +58,6 @@ export interface Consumer {
   deliver(delivery: Delivery): Promise<DeliveryOutcome>;
   /** Deliveries under way at once (default 8). */
   concurrency?: number;
+  /** Lets go of what it holds (a broker connection) once the relay stopped and its deliveries settled. */
+  stop?(): Promise<void>;
 }

@@ -270,6 +270,7 @@ class ConsumerLoop {
     clearTimeout(this.nextDue);
     await this.loop.stop();
     await Promise.all(this.inFlight);
+    await this.consumer.stop?.();
   }
 
   /** Starts as many due deliveries as there are free slots; true when all slots were filled (there may be more). */
