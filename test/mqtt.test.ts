@@ -7,13 +7,13 @@ import path from 'node:path';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { parse } from 'graphql';
 import mqtt, { type MqttClient } from 'mqtt';
-import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { mqttTargets } from '../src/modules/mqtt/consumer.ts';
 import type { OutboxEvent } from '../src/modules/outbox/consumer.ts';
 import { gql, signUp, type SignedUp } from './helpers/clients.ts';
 import { CreateConversation, directBetween, MarkRead, send, SendMessage } from './helpers/chat.ts';
-import { startServer, uniqueName, type TestServer } from './helpers/server.ts';
+import { databaseOfItsOwn, startServer, uniqueName, type TestServer } from './helpers/server.ts';
+import { freePort } from './helpers/ports.ts';
 import { PNG, upload } from './helpers/upload.ts';
 
 // The broker every machine here runs (TOOLCHAIN.md); the restart test runs one of its own.
@@ -82,31 +82,6 @@ class Subscriber {
   }
 }
 
-/**
- * A database of this file's own when the suite runs on PostgreSQL: the outbox relay of whichever
- * instance fans an event out uses its own consumers, and instances of other files (with no
- * MQTT_URL) on a shared database would take this file's events.
- */
-async function ownDatabase(): Promise<{ env: Record<string, string>; drop(): Promise<void> }> {
-  if (!process.env.DATABASE_URL) return { env: {}, drop: async () => {} };
-  const url = new URL(process.env.DATABASE_URL);
-  const name = uniqueName('mqtt');
-  const admin = new pg.Client({ connectionString: process.env.DATABASE_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  url.pathname = `/${name}`;
-  return {
-    env: { DATABASE_URL: url.toString() },
-    async drop() {
-      const admin = new pg.Client({ connectionString: process.env.DATABASE_URL });
-      await admin.connect();
-      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await admin.end();
-    },
-  };
-}
-
 const subscribers: Subscriber[] = [];
 async function subscribe(url: string, user: SignedUp, options?: mqtt.IClientOptions) {
   const s = await Subscriber.open(url, user.id, options);
@@ -119,14 +94,14 @@ afterEach(async () => {
 
 describe('MQTT topics of seed 003 (chatrix)', () => {
   let server: TestServer;
-  let database: Awaited<ReturnType<typeof ownDatabase>>;
+  let database: Awaited<ReturnType<typeof databaseOfItsOwn>>;
   let alice: SignedUp;
   let bob: SignedUp;
   let carol: SignedUp;
   let direct: string;
 
   beforeAll(async () => {
-    database = await ownDatabase();
+    database = await databaseOfItsOwn();
     server = await startServer({ ...database.env, MQTT_URL: SHARED_BROKER, OUTBOX_RETRY_BASE: '0.05' });
     // User ids of this run's own: another run publishing to the shared broker at the same time
     // (its database counting from 1 too) cannot reach these users' topics.
@@ -204,25 +179,19 @@ describe('MQTT topics of seed 003 (chatrix)', () => {
     await toBob.until((r) => r.length >= 4, "bob's two messages");
     expect((await gql(server, MarkRead, { conversationId: direct, messageId: first.id }, bob.accessToken)).errors).toBeUndefined();
 
-    // The event the read-receipt change records (added beside this consumer): stored as the
-    // outbox stores it, then handed out by the relay as any other.
-    const readAt = new Date().toISOString();
-    await server.app.services.sql.query(
-      `INSERT INTO "OutboxEvent" (type, topic, payload, "createdAt") VALUES ('conversation.read', $1, $2, now() AT TIME ZONE 'UTC')`,
-      [`conversation:${direct}`, { conversationId: Number(direct), userId: Number(bob.id), messageId: Number(first.id), readAt, count: 1 }],
-    );
-    server.app.services.outbox.kick();
-
     await toBob.until((r) => r.length >= 6, "bob's status and list update");
     await toAlice.until((r) => r.length >= 2, "alice's receipt and list update");
+    // markConversationRead recorded `conversation.read` with its change; the relay handed it out.
+    const readAt = toAlice.received[0].payload.read_at;
+    expect(Date.parse(readAt as string)).not.toBeNaN();
     const read = { conversation_id: direct, read_by: bob.id, read_at: readAt };
     expect(toBob.received.slice(4)).toEqual([
-      { topic: `chat/${bob.id}/messages-status`, payload: { ...read, action: 'marked_as_read', count: 1 } },
+      { topic: `chat/${bob.id}/messages-status`, payload: { ...read, action: 'marked_as_read' } },
       // Bob read the first of two: the second is still unread.
       { topic: `chat/${bob.id}/conversations`, payload: { ...read, action: 'messages_read', unread_count: 1 } },
     ]);
     expect(toAlice.received).toEqual([
-      { topic: `chat/${alice.id}/read-receipts`, payload: { ...read, count: 1 } },
+      { topic: `chat/${alice.id}/read-receipts`, payload: read },
       { topic: `chat/${alice.id}/conversations`, payload: { ...read, action: 'messages_read' } },
     ]);
     expect(second.id).not.toBe(first.id);
@@ -315,16 +284,6 @@ class PrivateBroker {
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-    probe.on('error', reject);
-  });
-}
-
 function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
@@ -385,13 +344,13 @@ describe('MQTT while the broker is down or the connection is lost', () => {
   let broker: PrivateBroker;
   let proxy: Awaited<ReturnType<typeof brokerProxy>>;
   let server: TestServer;
-  let database: Awaited<ReturnType<typeof ownDatabase>>;
+  let database: Awaited<ReturnType<typeof databaseOfItsOwn>>;
 
   beforeAll(async () => {
     broker = await PrivateBroker.create();
     await broker.start();
     proxy = await brokerProxy(broker.port);
-    database = await ownDatabase();
+    database = await databaseOfItsOwn();
     server = await startServer({ ...database.env, MQTT_URL: proxy.url, OUTBOX_RETRY_BASE: '0.05' });
   });
   afterAll(async () => {

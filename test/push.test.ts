@@ -10,7 +10,7 @@ import { CreateConversation, directBetween, send } from './helpers/chat.ts';
 import { code, connectWs, gql, nextEvent, signUp, subscribe, type SignedUp } from './helpers/clients.ts';
 import { Presence } from './helpers/operations.ts';
 import { spawnServer, type ServerProcess } from './helpers/process.ts';
-import { startServer, uniqueName, type TestServer } from './helpers/server.ts';
+import { databaseOfItsOwn, startServer, uniqueName, type TestServer } from './helpers/server.ts';
 import { decryptPush, PushService, readVapid, type BrowserSubscription, type PushRequest } from './helpers/push-service.ts';
 
 const VapidPublicKey = graphql(`
@@ -47,13 +47,17 @@ let certDir: string;
 let server: ServerProcess;
 let vapidKey: string;
 let env: Record<string, string>;
+let database: Awaited<ReturnType<typeof databaseOfItsOwn>>;
 
 beforeAll(async () => {
   await pushService.start();
   certDir = await mkdtemp(path.join(tmpdir(), 'push-ca-'));
   const caFile = path.join(certDir, 'push-service.pem');
   await writeFile(caFile, pushService.caPem);
-  env = { WEBHOOK_ALLOW_PRIVATE: 'true', OUTBOX_RETRY_BASE: '0.05', PUSH_SUBJECT: SUBJECT };
+  // Against PostgreSQL, a database of its own: other suites' servers would claim these
+  // deliveries and fail them (they neither trust the push service nor allow private targets).
+  database = await databaseOfItsOwn();
+  env = { ...database.env, WEBHOOK_ALLOW_PRIVATE: 'true', OUTBOX_RETRY_BASE: '0.05', PUSH_SUBJECT: SUBJECT };
   server = await spawnServer({ ...env, NODE_EXTRA_CA_CERTS: caFile });
   const result = await gql(server, VapidPublicKey);
   vapidKey = result.data!.vapidPublicKey;
@@ -65,6 +69,7 @@ afterAll(async () => {
   await server?.exited;
   await pushService.stop();
   await rm(certDir, { recursive: true, force: true });
+  await database?.drop();
 });
 
 /** A browser's subscription at the local push service, saved for `user` on `on`. */

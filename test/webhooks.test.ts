@@ -7,7 +7,7 @@ import { code, gql, signUp, type SignedUp } from './helpers/clients.ts';
 import { directBetween, EditMessage, send } from './helpers/chat.ts';
 import { Login } from './helpers/operations.ts';
 import { spawnServer } from './helpers/process.ts';
-import { freshDatabase, startServer, uniqueName, usingServices, type TestServer } from './helpers/server.ts';
+import { databaseOfItsOwn, freshDatabase, startServer, uniqueName, usingServices, type TestServer } from './helpers/server.ts';
 import { OutboundPolicy } from '../src/lib/outbound-http.ts';
 
 const CreateWebhook = graphql(`
@@ -152,14 +152,14 @@ describe('webhooks', () => {
   let adminToken: string;
   let alice: SignedUp;
   let bob: SignedUp;
-  let database: Awaited<ReturnType<typeof freshDatabase>> | undefined;
+  let database: Awaited<ReturnType<typeof databaseOfItsOwn>>;
   beforeAll(async () => {
     // Against PostgreSQL, a database of its own: another suite's server would claim these
     // deliveries and, not allowing private targets, fail them.
-    database = usingServices ? await freshDatabase() : undefined;
+    database = await databaseOfItsOwn();
     server = await startServer({
       ...settings,
-      ...(database ? { DATABASE_URL: database.url } : {}),
+      ...database.env,
       OUTBOX_MAX_ATTEMPTS: '3',
       ADMIN_USERNAME: admin.username,
       ADMIN_PASSWORD: admin.password,

@@ -1,26 +1,16 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { appendFile, chown, mkdtemp } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import pg from 'pg';
+import { freePort } from '../helpers/ports.ts';
+
+export { freePort };
 
 // The fault suite's own Redis and PostgreSQL: it stops, kills and restarts them, so it must
 // never touch the machine's shared services on 5432 / 6379 (other suites and people use them).
-
-/** A port nobody listens on right now (the OS picks it; we release it at once). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * Every stop function registered here, run synchronously if the test process ends without its

@@ -81,3 +81,13 @@ export async function freshDatabase(): Promise<{ url: string; drop(): Promise<vo
     },
   };
 }
+
+/**
+ * For a suite whose servers must have a database of their own (see `freshDatabase`): against
+ * PostgreSQL, the env that gives them one, and its removal; embedded, each server has its own.
+ */
+export async function databaseOfItsOwn(): Promise<{ env: Record<string, string>; drop(): Promise<void> }> {
+  if (!process.env.DATABASE_URL) return { env: {}, drop: async () => {} };
+  const database = await freshDatabase();
+  return { env: { DATABASE_URL: database.url }, drop: database.drop };
+}
