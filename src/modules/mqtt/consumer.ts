@@ -64,11 +64,14 @@ export function mqttConsumer(options: MqttConsumerOptions): Consumer & { stop():
   let wasConnected = false;
   let lastError = '';
 
+  /** The relay's wake: deliveries held while the broker was away go out as soon as it is back. */
+  let wakeRelay = () => {};
   client.on('connect', () => {
     wasConnected = true;
     lastError = '';
     log.info({ clientId: options.clientId }, 'mqtt: connected to the broker');
     for (const done of [...awaitingConnection]) done(true);
+    wakeRelay();
   });
   client.on('close', () => {
     for (const fail of [...awaitingAck]) fail(new Error('The connection to the MQTT broker was lost before its PUBACK'));
@@ -87,16 +90,21 @@ export function mqttConsumer(options: MqttConsumerOptions): Consumer & { stop():
     async targets(events: OutboxEvent[], db: pg.ClientBase) {
       return mqttTargets(events, db);
     },
+    onReady(wake) {
+      wakeRelay = wake;
+    },
     async deliver(delivery: Delivery): Promise<DeliveryOutcome> {
       const messages = (delivery.payload as { messages?: MqttMessage[] }).messages;
       if (!Array.isArray(messages)) return { ok: false, final: true, error: 'The delivery holds no MQTT messages' };
-      if (!(await connected())) return { ok: false, error: 'Not connected to the MQTT broker' };
+      if (!(await connected())) return { ok: false, unavailable: true, error: 'Not connected to the MQTT broker' };
       try {
         // Sent in order on the one connection; each resolves at its PUBACK.
         await Promise.all(messages.map((m) => publish(m.topic, JSON.stringify(m.payload))));
         return { ok: true };
       } catch (err) {
-        return { ok: false, error: (err as Error).message };
+        // Publishes fail only with the connection (lost before the PUBACK, or a timeout): the
+        // broker is away, not this delivery at fault.
+        return { ok: false, unavailable: true, error: (err as Error).message };
       }
     },
     async stop() {

@@ -38,8 +38,13 @@ export interface DeliveryTarget {
 
 export type DeliveryOutcome =
   | { ok: true; statusCode?: number }
-  /** `final`: trying again cannot help (the target is gone): the delivery ends now, as dead. */
-  | { ok: false; error: string; statusCode?: number; final?: boolean };
+  /**
+   * `final`: trying again cannot help (the target is gone): the delivery ends now, as dead.
+   * `unavailable`: the consumer itself cannot deliver now (its broker is down): the try does
+   * not count towards OUTBOX_MAX_ATTEMPTS, so an outage of any length holds events in the
+   * outbox instead of making them dead; the consumer calls its `onReady` wake when it is back.
+   */
+  | { ok: false; error: string; statusCode?: number; final?: boolean; unavailable?: boolean };
 
 /**
  * Something that must happen for committed events, at least once, whatever fails meanwhile:
@@ -60,4 +65,6 @@ export interface Consumer {
   concurrency?: number;
   /** Lets go of what it holds (a broker connection) once the relay stopped and its deliveries settled. */
   stop?(): Promise<void>;
+  /** Given the relay's wake for this consumer: to call when it can deliver again (reconnected). */
+  onReady?(wake: () => void): void;
 }

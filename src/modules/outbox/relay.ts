@@ -25,6 +25,8 @@ const FAN_OUT_BATCH = 500;
 /** Any number, the same on every instance: one fans out at a time (see `fanOut`). */
 const FAN_OUT_LOCK = 72_616_001;
 const MAX_DELAY_SECONDS = 3600;
+/** At most this long between tries while a consumer is unavailable (it also wakes the relay when back). */
+const UNAVAILABLE_RETRY_SECONDS = 30;
 const PRUNE_EVERY_MS = 10 * 60_000;
 
 export interface ConsumerStats {
@@ -260,6 +262,7 @@ class ConsumerLoop {
       () => this.claimAndStart(),
       (err) => log.warn({ err, consumer: consumer.name }, 'outbox: claiming deliveries failed; retrying'),
     );
+    consumer.onReady?.(() => this.wake());
   }
 
   wake(): void {
@@ -327,6 +330,17 @@ class ConsumerLoop {
         name: 'outbox-delivered',
         text: `UPDATE "EventDelivery" SET status = 'DELIVERED', "deliveredAt" = ${UTC_NOW}, "leaseUntil" = NULL, "statusCode" = $2, error = NULL WHERE id = $1`,
         values: [delivery.id, outcome.statusCode ?? null],
+      });
+      return;
+    }
+    if (outcome.unavailable) {
+      // Not this delivery's fault: the try is not counted, and the next one comes soon (or as
+      // soon as the consumer says it is back), however long the outage.
+      await this.sql.query({
+        name: 'outbox-unavailable',
+        text: `UPDATE "EventDelivery" SET attempts = GREATEST(attempts - 1, 0), "nextAttemptAt" = ${UTC_NOW} + make_interval(secs => $2),
+                 "leaseUntil" = NULL, error = $3 WHERE id = $1`,
+        values: [delivery.id, Math.min(this.options.retryBase * 4, UNAVAILABLE_RETRY_SECONDS) * (0.5 + Math.random()), outcome.error.slice(0, 1000)],
       });
       return;
     }
