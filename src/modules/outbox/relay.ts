@@ -25,6 +25,8 @@ const FAN_OUT_BATCH = 500;
 /** Any number, the same on every instance: one fans out at a time (see `fanOut`). */
 const FAN_OUT_LOCK = 72_616_001;
 const MAX_DELAY_SECONDS = 3600;
+/** How long a kick waits, gathering the events committed meanwhile into one fan-out. */
+const KICK_DELAY_MS = 20;
 /** At most this long between tries while a consumer is unavailable (it also wakes the relay when back). */
 const UNAVAILABLE_RETRY_SECONDS = 30;
 const PRUNE_EVERY_MS = 10 * 60_000;
@@ -57,6 +59,7 @@ export class OutboxRelay {
   private readonly consumers = new Map<string, ConsumerLoop>();
   private readonly fanOutLoop = new Loop(() => this.fanOut());
   private timers: NodeJS.Timeout[] = [];
+  private kicked?: NodeJS.Timeout;
   private lastPrune = Date.now();
 
   constructor(
@@ -76,13 +79,24 @@ export class OutboxRelay {
     this.wakeAll();
   }
 
-  /** New events were committed here: hand them out now rather than at the next poll. */
+  /**
+   * New events were committed here: hand them out in a moment rather than at the next poll.
+   * The moment (KICK_DELAY_MS) gathers the events of a busy instance into one fan-out: each
+   * costs a transaction of a few statements, which per event would take the database (the
+   * embedded one has a single connection) from the sends themselves.
+   */
   kick(): void {
-    if (this.consumers.size > 0) this.fanOutLoop.wake();
+    if (this.consumers.size === 0 || this.kicked) return;
+    this.kicked = setTimeout(() => {
+      this.kicked = undefined;
+      this.fanOutLoop.wake();
+    }, KICK_DELAY_MS);
+    this.kicked.unref();
   }
 
   /** Stops looking for work and waits for deliveries under way. */
   async stop(): Promise<void> {
+    clearTimeout(this.kicked);
     this.timers.forEach(clearInterval);
     this.timers = [];
     await this.fanOutLoop.stop();
@@ -124,7 +138,7 @@ export class OutboxRelay {
   }
 
   private wakeAll(): void {
-    this.kick();
+    if (this.consumers.size > 0) this.fanOutLoop.wake();
     for (const loop of this.consumers.values()) loop.wake();
     if (Date.now() - this.lastPrune > PRUNE_EVERY_MS) {
       this.lastPrune = Date.now();
