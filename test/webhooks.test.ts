@@ -262,6 +262,32 @@ describe('webhooks', () => {
     await Promise.all([hanging.close(), healthy.close()]);
   });
 
+  it('records bans, unbans and account deletions with their change, for the consumers', async () => {
+    const BanUser = graphql(`
+      mutation BanForOutbox($id: ID!) {
+        banUser(id: $id) {
+          id
+        }
+      }
+    `);
+    const UnbanUser = graphql(`
+      mutation UnbanForOutbox($id: ID!) {
+        unbanUser(id: $id) {
+          id
+        }
+      }
+    `);
+    const gus = await signUp(server);
+    await gql(server, BanUser, { id: gus.id }, adminToken);
+    await gql(server, UnbanUser, { id: gus.id }, adminToken);
+    const { rows } = await server.app.services.sql.query<{ type: string; payload: { id: number; username: string } }>(
+      `SELECT type, payload FROM "OutboxEvent" WHERE topic = $1 ORDER BY id`,
+      [`user:${gus.id}`],
+    );
+    expect(rows.map((r) => r.type)).toEqual(['user.registered', 'user.banned', 'user.unbanned']);
+    expect(rows[1].payload).toMatchObject({ id: Number(gus.id), username: gus.username });
+  });
+
   it('gives up after OUTBOX_MAX_ATTEMPTS, lists the dead delivery, and replays it with the same id', async () => {
     const receiver = await startReceiver();
     let up = false;

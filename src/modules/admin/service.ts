@@ -2,6 +2,8 @@ import type { Services } from '../../services/services.ts';
 import type { Viewer } from '../viewer/viewer.ts';
 import { forbidden, notFound } from '../../lib/errors.ts';
 import { announceSessionChange } from '../viewer/sessions.ts';
+import { recordEvent } from '../outbox/outbox.ts';
+import { userEvent } from '../users/snapshot.ts';
 
 /** Bans a user: they cannot sign in, their sessions end and their sockets are closed. */
 export async function setBanned(services: Services, admin: Viewer, userId: number, banned: boolean) {
@@ -9,7 +11,12 @@ export async function setBanned(services: Services, admin: Viewer, userId: numbe
   if (!target) throw notFound('User');
   if (target.role === 'ADMIN') throw forbidden('Administrators cannot be banned');
   if (target.id === admin.id) throw forbidden('You cannot ban yourself');
-  const user = await services.db.user.update({ where: { id: userId }, data: { status: banned ? 'BANNED' : 'ACTIVE' } });
+  const user = await services.db.$transaction(async (tx) => {
+    const changed = await tx.user.update({ where: { id: userId }, data: { status: banned ? 'BANNED' : 'ACTIVE' } });
+    await recordEvent(tx, userEvent(banned ? 'user.banned' : 'user.unbanned', changed));
+    return changed;
+  });
+  services.outbox.kick();
   if (banned) {
     const now = new Date();
     await services.db.$transaction([

@@ -8,6 +8,8 @@ import { requireMember } from '../conversations/access.ts';
 import { fileSnapshot } from './snapshot.ts';
 import { sniff } from './types.ts';
 import { announceSessionChange } from '../viewer/sessions.ts';
+import { recordEvent } from '../outbox/outbox.ts';
+import { userEvent } from '../users/snapshot.ts';
 
 /** Enough of the start of a file to tell its type and an image's size. */
 const HEAD_BYTES = 64 * 1024;
@@ -74,7 +76,12 @@ export async function uploadFile(ctx: SignedInContext, upload: Promise<FileUploa
 /** Stores an image and makes it the viewer's avatar, served at a stable public address. */
 export async function uploadAvatar(ctx: SignedInContext, upload: Promise<FileUpload>) {
   const file = await store(ctx, upload, { imagesOnly: true, conversationId: null });
-  const user = await ctx.db.user.update({ where: { id: file.uploaderId! }, data: { avatarUrl: `${ctx.origin}/avatars/${file.id}` } });
+  const user = await ctx.db.$transaction(async (tx) => {
+    const changed = await tx.user.update({ where: { id: file.uploaderId! }, data: { avatarUrl: `${ctx.origin}/avatars/${file.id}` } });
+    await recordEvent(tx, userEvent('user.updated', changed));
+    return changed;
+  });
+  ctx.outbox.kick();
   await announceSessionChange(ctx, { type: 'userChanged', userId: user.id });
   return user;
 }

@@ -68,6 +68,9 @@ export function pushConsumer(services: Services, tls: Pick<https.AgentOptions, '
       const targets = new Map<number, DeliveryTarget[]>();
       const wanted = events.filter((e) => e.type === 'message.created' ? e.payload.kind !== 'SYSTEM' : e.type === 'call.started');
       if (wanted.length === 0) return targets;
+      // Most batches find no subscription at all (no browser subscribed yet): one look at an index.
+      const { rowCount } = await db.query({ name: 'push-any-subscription', text: 'SELECT 1 FROM "PushSubscription" LIMIT 1' });
+      if (!rowCount) return targets;
       // An id that is not one (a malformed payload) matches nothing rather than failing the whole batch.
       const num = (v: unknown) => {
         const n = typeof v === 'number' || typeof v === 'string' ? Number(v) : NaN;

@@ -19,8 +19,8 @@ export function userSnapshot(user: User): UserSnapshot {
   };
 }
 
-/** The outbox event of an account registered or changed: its public fields only. */
-export function userEvent(type: 'user.registered' | 'user.updated', user: User) {
+/** The outbox event of an account registered, changed, banned or unbanned: its public fields only. */
+export function userEvent(type: 'user.registered' | 'user.updated' | 'user.banned' | 'user.unbanned', user: User) {
   return {
     type,
     topic: `user:${user.id}`,
