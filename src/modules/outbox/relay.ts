@@ -63,7 +63,10 @@ export interface ConsumerStats {
  */
 export class OutboxRelay {
   private readonly consumers = new Map<string, ConsumerLoop>();
-  private readonly fanOutLoop = new Loop(() => this.fanOut());
+  private readonly fanOutLoop = new Loop(
+    () => this.fanOut(),
+    (err) => this.log.warn({ err }, 'outbox: handing out events failed; retrying'),
+  );
   private timers: NodeJS.Timeout[] = [];
   private kicked?: NodeJS.Timeout;
   private lastPrune = Date.now();
@@ -111,8 +114,8 @@ export class OutboxRelay {
 
   /**
    * Tries a delivery again from the start (a dead one, or one delivered already), keeping its
-   * id: after the pending deliveries before it of its target and key. NOT_FOUND-free: an
-   * unknown id changes nothing (the caller reads the row and says so).
+   * id: after the pending deliveries before it of its target and key. An unknown id changes
+   * nothing (the caller reads the row and answers NOT_FOUND).
    */
   async replay(id: number): Promise<void> {
     const { rows } = await this.sql.query<{ consumer: string }>({
