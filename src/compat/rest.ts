@@ -6,6 +6,7 @@ import { clientGoneSignal, sendJson, transportContext } from '../transports/http
 import { hasUnreadBody, MAX_JSON_BODY, requesterKey } from '../http/policy.ts';
 import { formTmpDir, MultipartError, readForm, type FormFile } from '../transports/multipart.ts';
 import { GatewayError, type Caller, type Data, type Gateway } from '../gateway/gateway.ts';
+import { logLevelOf } from '../lib/errors.ts';
 import type { Run } from './shared.ts';
 import { rateLimitHeaders, type Limit } from '../lib/rate-limit.ts';
 
@@ -109,7 +110,7 @@ export class RestRouter {
     if (!entry) return false;
     void this.serve(entry.dialect, entry.routes, req, res, url).catch((err) => {
       const failure = GatewayError.unexpected(err);
-      this.services.log[failure.code === 'UNAVAILABLE' ? 'warn' : 'error']({ err }, 'dialect route failed');
+      this.services.log[logLevelOf(err)]({ err }, 'dialect route failed');
       if (!res.headersSent) this.write(res, entry.dialect.errorReply(failure, null), retryAfterHeader(failure));
       else res.destroy();
     });

@@ -5,7 +5,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '../generated/prisma/client.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from './logger.ts';
-import { isTransientFailure } from './errors.ts';
+import { logLevelOf } from './errors.ts';
 
 export type Db = PrismaClient;
 
@@ -55,7 +55,7 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
   });
   // An idle connection the database ended (a restart, an outage): the pool opens another when
   // one is next needed, so that is a warning, not an error.
-  pool.on('error', (err) => (isTransientFailure(err) ? log.warn({ err }, 'database connection lost') : log.error({ err }, 'database pool error')));
+  pool.on('error', (err) => log[logLevelOf(err)]({ err }, 'database connection lost'));
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   return {
     prisma,

@@ -98,3 +98,6 @@ export function isTransientFailure(err: unknown): boolean {
   }
   return false;
 }
+
+/** How loud an unexpected failure is logged: a passing database or Redis fault warns, anything else is an error. */
+export const logLevelOf = (err: unknown): 'warn' | 'error' => (isTransientFailure(err) ? 'warn' : 'error');

@@ -4,6 +4,7 @@ import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { authenticate, bearerToken, type Viewer } from '../modules/viewer/viewer.ts';
 import { type Services } from '../services/services.ts';
 import { GatewayError, type Caller, type Data, type Gateway, type VariablesArg } from '../gateway/gateway.ts';
+import { logLevelOf } from '../lib/errors.ts';
 import { forwarded, type Forwarded } from '../http/policy.ts';
 import { CLOSE_BANNED, CLOSE_SESSION_ENDED, trackSignedIn, type SocketRegistry } from './registry.ts';
 
@@ -209,7 +210,7 @@ export class DialectSession {
   fail(err: unknown, event: string): unknown {
     const failure = err instanceof GatewayError ? err : GatewayError.unexpected(err);
     if (!(err instanceof GatewayError)) {
-      this.services.log[failure.code === 'UNAVAILABLE' ? 'warn' : 'error']({ err, event, dialect: this.dialect.name }, 'socket event failed');
+      this.services.log[logLevelOf(err)]({ err, event, dialect: this.dialect.name }, 'socket event failed');
     }
     const payload = this.dialect.errorPayload(failure, event);
     if (!this.isClosed) this.send('error', payload);
@@ -285,7 +286,7 @@ export async function admit(
   } catch (err) {
     if (err instanceof ConnectRefused) return { refused: err };
     const failure = GatewayError.unexpected(err);
-    services.log[failure.code === 'UNAVAILABLE' ? 'warn' : 'error']({ err, dialect: dialect.name }, 'socket handshake failed');
+    services.log[logLevelOf(err)]({ err, dialect: dialect.name }, 'socket handshake failed');
     return { refused: dialect.refuse(failure.message) };
   }
 }

@@ -4,6 +4,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import type { Services } from '../services/services.ts';
 import type { Logger } from '../lib/logger.ts';
 import { GatewayError, type Gateway } from '../gateway/gateway.ts';
+import { isTransientFailure, logLevelOf } from '../lib/errors.ts';
 import type { SocketRegistry } from '../realtime/registry.ts';
 import { BusRooms, type RoomMember } from '../realtime/rooms.ts';
 import { admit, type Connection, type DialectSession, type Handshake, type WsDialect } from '../realtime/session.ts';
@@ -96,9 +97,8 @@ export function createRawWebSocketServer(services: Services, gateway: Gateway, r
       wss.handleUpgrade(req, socket, head, (ws) => {
         accept(ws, req, dialect, params).catch((err) => {
           // 1013 "try again later" for a database or Redis away for a moment: clients reconnect.
-          const failure = GatewayError.unexpected(err);
-          const transient = failure.code === 'UNAVAILABLE';
-          services.log[transient ? 'warn' : 'error']({ err, dialect: dialect.name }, 'websocket connection failed');
+          const transient = isTransientFailure(err);
+          services.log[logLevelOf(err)]({ err, dialect: dialect.name }, 'websocket connection failed');
           ws.close(transient ? 1013 : 1011, transient ? 'Service briefly unavailable; reconnect' : 'Internal server error');
         });
       });

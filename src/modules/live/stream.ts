@@ -32,7 +32,6 @@ export function conversationStream(
   const me = ctx.viewer.id;
   const held = new Map<number, Added>();
   let expected = nextSeq;
-  let lastHeard = Date.now();
   let gapTimer: NodeJS.Timeout | undefined;
   /** Events that arrive while missing messages are read: they follow those. */
   let backlog: BusEvent[] | undefined;
@@ -100,7 +99,6 @@ export function conversationStream(
     switch (event.type) {
       case 'messageAdded': {
         const { seq } = event.message;
-        lastHeard = Date.now();
         if (seq < expected) return; // already delivered (or from before this subscription)
         if (seq === expected && held.size === 0) {
           // The usual case, kept cheap: the next message, with nothing held back.
@@ -132,9 +130,6 @@ export function conversationStream(
   const follower: Follower = {
     get expected() {
       return expected;
-    },
-    get lastHeard() {
-      return lastHeard;
     },
     behind(lastSeq) {
       if (!backlog && !events.isClosed) void fill(Math.max(lastSeq, ...held.keys()) + 1);

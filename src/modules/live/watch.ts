@@ -9,8 +9,6 @@ export const IDLE_CHECK_MS = 2000;
 export interface Follower {
   /** The `seq` of the next message the stream expects. */
   readonly expected: number;
-  /** When the stream last heard of a message (Date.now()). */
-  readonly lastHeard: number;
   /** The conversation's newest message is `lastSeq`, which the stream has not had: it reads the rest. */
   behind(lastSeq: number): void;
 }
@@ -26,6 +24,12 @@ export interface Follower {
  */
 export class ConversationWatch {
   private readonly followers = new Map<number, Set<Follower>>();
+  /**
+   * Each follower's `expected` at the last tick: one that has not moved since has delivered no
+   * message for a whole tick, and its conversation counts as quiet. Read here rather than
+   * stamped by the stream, which would cost a clock read per delivered event.
+   */
+  private readonly expectedAtLastTick = new Map<Follower, number>();
   private timer?: NodeJS.Timeout;
   /** A check under way, and whether another was asked for meanwhile (a resync must not be skipped). */
   private checking?: Promise<void>;
@@ -51,12 +55,20 @@ export class ConversationWatch {
     set.add(follower);
     if (!this.timer) {
       this.timer = setInterval(() => {
-        const now = Date.now();
-        if (!this.checking) void this.check((f) => now - f.lastHeard >= this.idleMs);
+        if (this.checking) return;
+        const quiet = new Set<Follower>();
+        for (const group of this.followers.values()) {
+          for (const f of group) {
+            if (this.expectedAtLastTick.get(f) === f.expected) quiet.add(f);
+            this.expectedAtLastTick.set(f, f.expected);
+          }
+        }
+        if (quiet.size > 0) void this.check((f) => quiet.has(f));
       }, this.idleMs);
       this.timer.unref();
     }
     return () => {
+      this.expectedAtLastTick.delete(follower);
       if (!set.delete(follower) || set.size > 0) return;
       this.followers.delete(conversationId);
       if (this.followers.size === 0) this.stop();
