@@ -40,6 +40,8 @@ function expectClean(r: Report): void {
   // A send refused during an outage must say UNAVAILABLE (retry), never INTERNAL_SERVER_ERROR.
   expect.soft(Object.keys(r.sendErrorCodes).filter((code) => code !== 'UNAVAILABLE'), 'error codes answered to sends').toEqual([]);
   expect.soft(r.leftoverSubscriptions, 'instances not back to idle after the clients left').toEqual({});
+  // A fault the server survives must still be handled where it happens, never as an uncaught exception.
+  expect.soft(Object.keys(r.serverErrors).filter((msg) => /uncaught|unhandled/i.test(msg)), 'uncaught errors in the servers').toEqual([]);
 }
 
 beforeAll(async () => {

@@ -158,6 +158,11 @@ export class OutboxRelay {
   /** Hands out one batch of new events; true when there may be more. */
   private async fanOut(): Promise<boolean> {
     const client = await this.sql.connect();
+    // A checked-out connection that the database drops (a restart) emits 'error' on itself, not
+    // on the pool: without a listener that was an uncaught exception.
+    const onLost = (err: Error) => this.log.warn({ err }, 'outbox: the database connection was lost during a fan-out');
+    client.on('error', onLost);
+    let failure: unknown;
     let more = false;
     const woken = new Set<string>();
     try {
@@ -202,10 +207,13 @@ export class OutboxRelay {
       }
       await client.query('COMMIT');
     } catch (err) {
+      failure = err;
       await client.query('ROLLBACK').catch(() => {});
       throw err;
     } finally {
-      client.release();
+      client.off('error', onLost);
+      // A connection that failed is closed rather than handed to the next caller.
+      client.release(failure instanceof Error ? failure : undefined);
     }
     for (const name of woken) this.consumers.get(name)!.wake();
     return more;
