@@ -156,7 +156,9 @@ describe('limits on what one request may ask', () => {
   let user: SignedUp;
   beforeAll(async () => {
     // One database connection, so a test can hold it and make every operation wait (both modes).
-    server = await startServer({ OPERATION_TIMEOUT: '1', WS_MAX_OPERATIONS: '20', DATABASE_POOL_SIZE: '1' });
+    // The outbox relay's poll (every OUTBOX_POLL seconds) also queries the database: while a
+    // test holds the one connection, it would be the waiter some tests wait for.
+    server = await startServer({ OPERATION_TIMEOUT: '1', WS_MAX_OPERATIONS: '20', DATABASE_POOL_SIZE: '1', OUTBOX_POLL: '3600' });
     user = await signUp(server);
   });
   afterAll(() => server?.stop());
